@@ -1,0 +1,3 @@
+from bankpipe.cli import app
+
+app()

@@ -1,0 +1,116 @@
+"""The one entry point for people and for Airflow tasks; each command calls a stage function."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from bankpipe.errors import BankpipeError
+from bankpipe.logs import console, setup
+from bankpipe.settings import get_settings
+
+log = logging.getLogger("bankpipe")
+
+app = typer.Typer(help="bankpipe: banking data pipeline (bronze → silver → gold).", no_args_is_help=True)
+source_app = typer.Typer(help="The source database (embedded unless BANKPIPE_SOURCE_URL is set).", no_args_is_help=True)
+app.add_typer(source_app, name="source")
+
+
+@app.callback()
+def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug output on the console.")] = False) -> None:
+    setup(get_settings(), verbose=verbose)
+
+
+def command(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn a BankpipeError into one red line and exit code 1; the detail goes to the log file."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except BankpipeError as exc:
+            log.debug("command failed", exc_info=True)
+            console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+# --- source -------------------------------------------------------------------------------------
+
+
+@source_app.command("up")
+@command
+def source_up() -> None:
+    """Start the embedded source database (no-op for an external BANKPIPE_SOURCE_URL)."""
+    from bankpipe.source import connect
+    from bankpipe.source.db import redact, source_conninfo
+
+    settings = get_settings()
+    with connect(settings):
+        pass
+    console.print(f"source database up: {redact(source_conninfo(settings))}", highlight=False)
+
+
+@source_app.command("down")
+@command
+def source_down() -> None:
+    """Stop the embedded source database."""
+    from bankpipe.source import embedded
+
+    settings = get_settings()
+    if settings.source_url is not None:
+        console.print("BANKPIPE_SOURCE_URL is set: the source is external, nothing to stop")
+        return
+    was = embedded.stop(settings.pgdata)
+    console.print("embedded source database stopped" if was else "embedded source database was not running")
+
+
+@source_app.command("status")
+@command
+def source_status() -> None:
+    """Say which source database is in use and whether it is up."""
+    from bankpipe.source import embedded
+    from bankpipe.source.db import redact
+
+    settings = get_settings()
+    if settings.source_url is not None:
+        console.print(f"external source: {redact(settings.source_url.get_secret_value())}", highlight=False)
+        return
+    st = embedded.status(settings.pgdata)
+    if st.running:
+        console.print(f"embedded source running (pid {st.pid}) in {st.pgdata}", highlight=False)
+    else:
+        console.print(f"embedded source not running (data dir {st.pgdata})", highlight=False)
+        raise typer.Exit(3)
+
+
+@source_app.command("url")
+@command
+def source_url() -> None:
+    """Print the source database's connection string (password masked)."""
+    from bankpipe.source.db import redact, source_conninfo
+
+    typer.echo(redact(source_conninfo(get_settings())))
+
+
+@source_app.command("load-files")
+@command
+def source_load_files(directory: Annotated[Path, typer.Argument(help="Folder with the seed's batch files.")]) -> None:
+    """Load location.txt, bank_info.txt, customer.csv, account.json (and fraud_case.csv) into the source."""
+    from bankpipe.source import connect
+    from bankpipe.source.load import find_batch_files, load_files
+
+    find_batch_files(directory)  # fail on a wrong folder before starting a database
+    with connect(get_settings()) as conn:
+        results = load_files(conn, directory)
+    table = Table("table", "file", "rows", "new", "changed")
+    for r in results:
+        table.add_row(r.table, r.file.name, str(r.rows), str(r.inserted), str(r.updated))
+    console.print(table)

@@ -1,0 +1,84 @@
+"""One typed settings object: environment (`BANKPIPE_*`, `SNOWFLAKE_*`), then `.env`, then defaults."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything that picks a deployment shape. Business logic never reads the environment itself."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="BANKPIPE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    state_dir: Path = Path(".bankpipe")
+    # Unset means: start the embedded PostgreSQL under the state dir. A URL may hold a password,
+    # hence SecretStr — it must never reach a log line.
+    source_url: SecretStr | None = None
+    source_database: str = "source_bank"
+    landing_dir: Path | None = None
+    warehouse: Literal["duckdb", "snowflake"] = "duckdb"
+    warehouse_path: Path | None = None
+    fx_api_url: str = "https://api.frankfurter.app"
+    fx_api_style: Literal["frankfurter", "exchangerate-api"] = "frankfurter"
+    fx_timeout_s: float = 10.0
+    fx_retries: int = 3
+    mlflow_uri: str | None = None
+    log_level: str = "INFO"
+
+    snowflake_account: str | None = Field(None, validation_alias=AliasChoices("SNOWFLAKE_ACCOUNT"))
+    snowflake_user: str | None = Field(None, validation_alias=AliasChoices("SNOWFLAKE_USER"))
+    snowflake_password: SecretStr | None = Field(None, validation_alias=AliasChoices("SNOWFLAKE_PASSWORD"))
+    snowflake_warehouse: str | None = Field(None, validation_alias=AliasChoices("SNOWFLAKE_WAREHOUSE"))
+    snowflake_database: str = Field("BANKING_DB", validation_alias=AliasChoices("SNOWFLAKE_DATABASE"))
+    snowflake_role: str | None = Field(None, validation_alias=AliasChoices("SNOWFLAKE_ROLE"))
+
+    @property
+    def state(self) -> Path:
+        """The state dir as an absolute path (created on first use)."""
+        path = self.state_dir.expanduser().resolve()
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def landing(self) -> Path:
+        return (self.landing_dir or self.state / "landing").expanduser().resolve()
+
+    @property
+    def transactions_landing(self) -> Path:
+        """Where stream files arrive: `<landing>/transactions/` (DESIGN.md)."""
+        return self.landing / "transactions"
+
+    @property
+    def quarantine(self) -> Path:
+        return self.state / "quarantine"
+
+    @property
+    def warehouse_file(self) -> Path:
+        return (self.warehouse_path or self.state / "warehouse.duckdb").expanduser().resolve()
+
+    @property
+    def pgdata(self) -> Path:
+        return self.state / "pg"
+
+    @property
+    def log_dir(self) -> Path:
+        path = self.state / "logs"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def mlflow_tracking_uri(self) -> str:
+        return self.mlflow_uri or f"sqlite:///{self.state / 'mlflow.db'}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings; tests call `get_settings.cache_clear()` after changing the env."""
+    return Settings()

@@ -1,0 +1,61 @@
+"""Run log, batch ids, status and freshness (the `ops` schema)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from bankpipe.warehouse import Warehouse
+
+log = logging.getLogger(__name__)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_batch_id(prefix: str) -> str:
+    """A sortable, unique batch id such as `stream-20261127T031500-1a2b3c4d`."""
+    return f"{prefix}-{now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class StepRun:
+    run_id: str
+    step: str
+    rows_in: int = 0
+    rows_out: int = 0
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@contextmanager
+def step(wh: Warehouse, name: str, run_id: str | None = None) -> Iterator[StepRun]:
+    """Record one pipeline step in `ops.run_log`: a `running` row now, `success`/`failed` at the end.
+
+    A process killed mid-step leaves `running` behind, which `bankpipe status` shows as such.
+    """
+    run = StepRun(run_id=run_id or new_batch_id(name.replace(" ", "_")), step=name)
+    started = now()
+    wh.execute(
+        "insert into ops.run_log (run_id, step, started_at, status) values (?, ?, ?, 'running')",
+        [run.run_id, name, started],
+    )
+    status, error = "success", None
+    try:
+        yield run
+    except BaseException as exc:
+        status, error = "failed", f"{type(exc).__name__}: {exc}"[:2000]
+        raise
+    finally:
+        wh.execute(
+            "update ops.run_log set ended_at = ?, rows_in = ?, rows_out = ?, status = ?, error = ?, details = ?"
+            " where run_id = ? and step = ?",
+            [now(), run.rows_in, run.rows_out, status, error, json.dumps(run.details, default=str),
+             run.run_id, name],
+        )

@@ -1,0 +1,89 @@
+"""Bronze and ops tables (the contracts of DESIGN.md); silver and gold belong to dbt."""
+
+from __future__ import annotations
+
+from bankpipe.source.schema import COLUMNS
+
+# Bronze keeps what the source said, untyped (VARCHAR), plus lineage columns. Typing is silver's job,
+# so a malformed value lands here as it came and silver can name the rule it breaks.
+_LINEAGE = """
+    _batch_id   varchar not null,
+    _loaded_at  timestamptz not null,
+    _source     varchar not null"""
+
+STREAM_FIELDS = ("id", "date", "timestamp", "account_id", "jumlah_transaksi", "tipe_transaksi", "akun_tujuan", "status")
+STREAM_EXTENSIONS = ("mata_uang", "channel", "location_id")
+
+# bronze table per source table
+MASTER_TABLES: dict[str, str] = {
+    "location": "raw_locations",
+    "bank_info": "raw_banks",
+    "customer": "raw_customers",
+    "account": "raw_accounts",
+    "fraud_case": "raw_fraud_cases",
+}
+
+
+def _master_ddl(source_table: str, bronze_table: str) -> str:
+    cols = ",\n".join(f"    {c} varchar" for c in COLUMNS[source_table])
+    return f"""create table if not exists bronze.{bronze_table} ({_LINEAGE},
+    _is_deleted boolean not null default false,
+    _created_at timestamptz,
+    _updated_at timestamptz,
+{cols}
+)"""
+
+
+DDL: list[str] = [
+    *(_master_ddl(src, dst) for src, dst in MASTER_TABLES.items()),
+    f"""create table if not exists bronze.raw_transactions ({_LINEAGE},
+    _file_sha256 varchar not null,
+    _record     json,
+    {", ".join(f'"{c}" varchar' for c in STREAM_FIELDS + STREAM_EXTENSIONS)}
+)""",
+    f"""create table if not exists bronze.raw_exchange_rates ({_LINEAGE},
+    rate_date   date not null,
+    base        varchar not null,
+    quote       varchar not null,
+    rate        decimal(24, 10) not null,
+    source      varchar not null,
+    fetched_at  timestamptz not null
+)""",
+    """create table if not exists ops.ingested_files (
+    file_name    varchar not null,
+    sha256       varchar not null,
+    size_bytes   bigint not null,
+    mtime_ns     bigint,
+    rows         bigint not null,
+    version      integer not null,
+    batch_id     varchar not null,
+    ingested_at  timestamptz not null
+)""",
+    """create table if not exists ops.rejected_files (
+    file_name        varchar not null,
+    sha256           varchar not null,
+    size_bytes       bigint not null,
+    reason           varchar not null,
+    quarantine_path  varchar,
+    batch_id         varchar not null,
+    rejected_at      timestamptz not null
+)""",
+    """create table if not exists ops.watermarks (
+    source_table  varchar not null,
+    updated_at    timestamptz,
+    key_value     varchar,
+    batch_id      varchar not null,
+    advanced_at   timestamptz not null
+)""",
+    """create table if not exists ops.run_log (
+    run_id      varchar not null,
+    step        varchar not null,
+    started_at  timestamptz not null,
+    ended_at    timestamptz,
+    rows_in     bigint,
+    rows_out    bigint,
+    status      varchar not null,
+    error       varchar,
+    details     json
+)""",
+]

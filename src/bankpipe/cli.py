@@ -19,11 +19,15 @@ log = logging.getLogger("bankpipe")
 
 app = typer.Typer(help="bankpipe: banking data pipeline (bronze → silver → gold).", no_args_is_help=True)
 source_app = typer.Typer(help="The source database (embedded unless BANKPIPE_SOURCE_URL is set).", no_args_is_help=True)
+ingest_app = typer.Typer(help="Load the sources into bronze.", no_args_is_help=True)
 app.add_typer(source_app, name="source")
+app.add_typer(ingest_app, name="ingest")
 
 
 @app.callback()
-def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug output on the console.")] = False) -> None:
+def _main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug output on the console.")] = False,
+) -> None:
     setup(get_settings(), verbose=verbose)
 
 
@@ -40,6 +44,52 @@ def command(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise typer.Exit(1) from None
 
     return wrapper
+
+
+# --- ingest -------------------------------------------------------------------------------------
+
+
+@ingest_app.command("batch")
+@command
+def ingest_batch(
+    full: Annotated[bool, typer.Option("--full", help="Full load: also records rows deleted at the source.")] = False,
+    incremental: Annotated[bool, typer.Option("--incremental", help="Only rows past the watermark (default).")] = False,
+) -> None:
+    """PostgreSQL master data → bronze."""
+    from bankpipe.ingest import postgres
+
+    if full and incremental:
+        raise typer.BadParameter("choose one of --full and --incremental")
+    result = postgres.run(get_settings(), "full" if full else "incremental")
+    table = Table("source table", "bronze table", "extracted", "appended", "deleted")
+    for t in result.tables:
+        table.add_row(t.table, t.bronze_table, str(t.extracted), str(t.appended), str(t.deleted))
+    console.print(table)
+
+
+@ingest_app.command("stream")
+@command
+def ingest_stream(
+    follow: Annotated[bool, typer.Option("--follow", help="Keep watching the landing folder.")] = False,
+) -> None:
+    """Landing folder (JSON arrays / JSON Lines) → bronze.raw_transactions, exactly once."""
+    from bankpipe.ingest import stream
+
+    settings = get_settings()
+    if follow:
+        try:
+            stream.follow(settings)
+        except KeyboardInterrupt:
+            console.print("stopped")
+        return
+    r = stream.run(settings)
+    console.print(
+        f"{len(r.loaded)} files loaded ({r.rows} records), {len(r.duplicates)} duplicates skipped, "
+        f"{len(r.rejected)} rejected, {r.unchanged} already loaded — {settings.transactions_landing}",
+        highlight=False,
+    )
+    for name, reason in r.rejected:
+        console.print(f"[yellow]rejected[/yellow] {name}: {reason}", highlight=False, soft_wrap=True)
 
 
 # --- source -------------------------------------------------------------------------------------

@@ -128,7 +128,9 @@ def load_file(conn: psycopg.Connection, path: Path, spec: FileSpec) -> LoadResul
             tmp=sql.Identifier(temp),
             k=sql.Identifier(key),
             sets=sql.SQL(", ").join(sql.SQL("{c} = excluded.{c}").format(c=sql.Identifier(c)) for c in non_key),
-            old=sql.SQL(", ").join(sql.SQL("{t}.{c}").format(t=sql.Identifier(table), c=sql.Identifier(c)) for c in non_key),
+            old=sql.SQL(", ").join(
+                sql.SQL("{t}.{c}").format(t=sql.Identifier(table), c=sql.Identifier(c)) for c in non_key
+            ),
             new=sql.SQL(", ").join(sql.SQL("excluded.{c}").format(c=sql.Identifier(c)) for c in non_key),
         )
         flags = [r[0] for r in cur.execute(upsert).fetchall()]

@@ -56,6 +56,8 @@ DDL: list[str] = [
     mtime_ns     bigint,
     rows         bigint not null,
     version      integer not null,
+    status       varchar not null,  -- loaded | duplicate (same bytes already loaded, maybe under another name)
+    duplicate_of varchar,
     batch_id     varchar not null,
     ingested_at  timestamptz not null
 )""",

@@ -1,0 +1,1 @@
+"""Ingestion to bronze: one module per source system (postgres, stream, fx)."""

@@ -17,7 +17,11 @@ from bankpipe.settings import get_settings
 
 log = logging.getLogger("bankpipe")
 
-app = typer.Typer(help="bankpipe: banking data pipeline (bronze → silver → gold).", no_args_is_help=True)
+app = typer.Typer(
+    help="bankpipe: banking data pipeline (bronze → silver → gold).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 source_app = typer.Typer(help="The source database (embedded unless BANKPIPE_SOURCE_URL is set).", no_args_is_help=True)
 ingest_app = typer.Typer(help="Load the sources into bronze.", no_args_is_help=True)
 app.add_typer(source_app, name="source")
@@ -42,6 +46,19 @@ def command(fn: Callable[..., Any]) -> Callable[..., Any]:
             log.debug("command failed", exc_info=True)
             console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
+        except (KeyboardInterrupt, typer.Exit, typer.BadParameter):
+            raise
+        except Exception as exc:
+            # A bug, not a user error: one line here, the traceback in the log file.
+            log.debug("unexpected failure", exc_info=True)
+            logfile = get_settings().log_dir / "bankpipe.log"
+            console.print(
+                f"[red]internal error:[/red] {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                f" (traceback in {logfile})",
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(2) from None
 
     return wrapper
 
@@ -90,6 +107,49 @@ def ingest_stream(
     )
     for name, reason in r.rejected:
         console.print(f"[yellow]rejected[/yellow] {name}: {reason}", highlight=False, soft_wrap=True)
+
+
+@app.command("status")
+@command
+def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+    """Rows per layer, freshness per source, rejected files, last runs."""
+    import json
+
+    from bankpipe import ops
+    from bankpipe.warehouse import connect
+
+    settings = get_settings()
+    if not settings.warehouse_file.exists() and settings.warehouse == "duckdb":
+        raise BankpipeError(f"no warehouse at {settings.warehouse_file} yet (run: bankpipe run)")
+    with connect(settings, read_only=True) as wh:
+        st = ops.status(wh)
+    if as_json:
+        typer.echo(json.dumps(st, default=str, indent=2))
+        return
+    rows = Table("table", "rows")
+    for name, n in st["tables"].items():
+        rows.add_row(name, f"{n:,}")
+    console.print(rows)
+    fresh = Table("source", "last loaded (UTC)", "age (h)")
+    for name, info in st["sources"].items():
+        fresh.add_row(
+            name,
+            str(info["last_loaded_at"] or "never"),
+            str(info["age_hours"] if info["age_hours"] is not None else "-"),
+        )
+    console.print(fresh)
+    console.print(f"rejected files: {st['rejected_files']}")
+    runs = Table("step", "started", "status", "rows in", "rows out", "error")
+    for r in st["last_runs"]:
+        runs.add_row(
+            r["step"],
+            f"{r['started_at']:%Y-%m-%d %H:%M:%S}",
+            r["status"],
+            str(r["rows_in"]),
+            str(r["rows_out"]),
+            r["error"] or "",
+        )
+    console.print(runs)
 
 
 # --- source -------------------------------------------------------------------------------------

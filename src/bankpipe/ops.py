@@ -56,6 +56,47 @@ def step(wh: Warehouse, name: str, run_id: str | None = None) -> Iterator[StepRu
         wh.execute(
             "update ops.run_log set ended_at = ?, rows_in = ?, rows_out = ?, status = ?, error = ?, details = ?"
             " where run_id = ? and step = ?",
-            [now(), run.rows_in, run.rows_out, status, error, json.dumps(run.details, default=str),
-             run.run_id, name],
+            [now(), run.rows_in, run.rows_out, status, error, json.dumps(run.details, default=str), run.run_id, name],
         )
+
+
+# Freshness is judged per source from what bronze holds, not from the run log: a run that loaded
+# nothing new does not make the data fresher.
+_SOURCES = {
+    "postgres": ["raw_locations", "raw_banks", "raw_customers", "raw_accounts", "raw_fraud_cases"],
+    "stream": ["raw_transactions"],
+    "fx": ["raw_exchange_rates"],
+}
+
+
+def status(wh: Warehouse) -> dict[str, Any]:
+    """Rows per layer table, last load per source, rejected files, and the last runs."""
+    tables = wh.fetchall(
+        "select table_schema, table_name from information_schema.tables"
+        " where table_schema in ('bronze', 'silver', 'gold', 'ops') order by 1, 2"
+    )
+    counts = {}
+    for schema, name in tables:
+        counts[f"{schema}.{name}"] = wh.fetchone(f'select count(*) from {schema}."{name}"')[0]
+    sources = {}
+    for source, names in _SOURCES.items():
+        last = [wh.fetchone(f"select max(_loaded_at) from bronze.{n}")[0] for n in names]
+        last = [t for t in last if t is not None]
+        latest = max(last) if last else None
+        sources[source] = {
+            "last_loaded_at": latest.isoformat() if latest else None,
+            "age_hours": round((now() - latest).total_seconds() / 3600, 2) if latest else None,
+        }
+    runs = [
+        dict(zip(("step", "started_at", "ended_at", "rows_in", "rows_out", "status", "error"), row, strict=True))
+        for row in wh.fetchall(
+            "select step, started_at, ended_at, rows_in, rows_out, status, error from ops.run_log"
+            " order by started_at desc limit 10"
+        )
+    ]
+    return {
+        "tables": counts,
+        "sources": sources,
+        "rejected_files": wh.fetchone("select count(*) from ops.rejected_files")[0],
+        "last_runs": runs,
+    }

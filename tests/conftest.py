@@ -1,0 +1,60 @@
+"""Shared fixtures: a real PostgreSQL database per test, settings pointing at a temp state dir."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from bankpipe.settings import Settings, get_settings
+
+SEED = Path(__file__).resolve().parents[2] / "shared" / "seed-dataset"
+if not SEED.exists():  # CI lays shared/ beside the clone; a developer may point elsewhere
+    SEED = Path(os.environ.get("BANKPIPE_SEED_DATASET", "/work/shared/seed-dataset"))
+
+ADMIN_URL = os.environ.get("BANKPIPE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture(scope="session")
+def seed_dir() -> Path:
+    assert SEED.is_dir(), f"seed dataset not found at {SEED}"
+    return SEED
+
+
+def _admin() -> psycopg.Connection:
+    try:
+        return psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        if "BANKPIPE_TEST_PG_URL" in os.environ:  # CI promised a server: its absence is a failure
+            raise
+        pytest.skip(f"no PostgreSQL at {ADMIN_URL}: {exc}")
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty database on the test PostgreSQL server, dropped afterwards."""
+    name = f"bankpipe_test_{uuid.uuid4().hex[:10]}"
+    with _admin() as admin:
+        admin.execute(f'create database "{name}"')
+    params = conninfo_to_dict(ADMIN_URL)
+    params["dbname"] = name
+    yield make_conninfo(**params)
+    with _admin() as admin:
+        admin.execute(f'drop database if exists "{name}" with (force)')
+
+
+@pytest.fixture
+def settings(tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """Settings for one test: external test database, state dir under tmp_path (also set in the env)."""
+    monkeypatch.setenv("BANKPIPE_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("BANKPIPE_SOURCE_URL", pg_url)
+    monkeypatch.delenv("BANKPIPE_LANDING_DIR", raising=False)
+    monkeypatch.delenv("BANKPIPE_WAREHOUSE_PATH", raising=False)
+    get_settings.cache_clear()
+    yield get_settings()
+    get_settings.cache_clear()

@@ -109,6 +109,25 @@ def ingest_stream(
         console.print(f"[yellow]rejected[/yellow] {name}: {reason}", highlight=False, soft_wrap=True)
 
 
+@app.command("run")
+@command
+def run(
+    demo: Annotated[
+        bool, typer.Option("--demo", help="First generate a demo dataset if source and landing are empty.")
+    ] = False,
+) -> None:
+    """Run the whole pipeline once, in order (the no-Airflow path)."""
+    from bankpipe import pipeline
+
+    settings = get_settings()
+    with console.status("starting") as spinner:
+        report = pipeline.run(settings, demo=demo, on_step=lambda name: spinner.update(f"{name} …"))
+    for name, summary in report.steps:
+        console.print(f"[green]✓[/green] {name}: {summary}", highlight=False)
+    console.print(f"warehouse: {settings.warehouse_file}", highlight=False)
+    console.print("next: bankpipe status", highlight=False)
+
+
 @app.command("status")
 @command
 def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
@@ -159,8 +178,7 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
 @command
 def source_up() -> None:
     """Start the embedded source database (no-op for an external BANKPIPE_SOURCE_URL)."""
-    from bankpipe.source import connect
-    from bankpipe.source.db import redact, source_conninfo
+    from bankpipe.source.db import connect, redact, source_conninfo
 
     settings = get_settings()
     with connect(settings):
@@ -214,7 +232,7 @@ def source_url() -> None:
 @command
 def source_load_files(directory: Annotated[Path, typer.Argument(help="Folder with the seed's batch files.")]) -> None:
     """Load location.txt, bank_info.txt, customer.csv, account.json (and fraud_case.csv) into the source."""
-    from bankpipe.source import connect
+    from bankpipe.source.db import connect
     from bankpipe.source.load import find_batch_files, load_files
 
     find_batch_files(directory)  # fail on a wrong folder before starting a database

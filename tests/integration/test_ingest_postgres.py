@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from bankpipe.ingest import postgres
-from bankpipe.source import connect
+from bankpipe.source.db import connect
 from bankpipe.source.load import load_files
 from bankpipe.source.schema import COLUMNS, KEYS
 from bankpipe.warehouse import connect as wh_connect

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from bankpipe.cli import app
 from bankpipe.errors import InputFileError
 from bankpipe.settings import get_settings
-from bankpipe.source import connect
+from bankpipe.source.db import connect
 from bankpipe.source.load import load_files
 
 pytestmark = pytest.mark.integration

@@ -20,7 +20,7 @@ from psycopg import sql
 
 from bankpipe import ops
 from bankpipe.settings import Settings
-from bankpipe.source import connect as source_connect
+from bankpipe.source.db import connect as source_connect
 from bankpipe.source.schema import COLUMNS, KEYS
 from bankpipe.warehouse import Warehouse
 from bankpipe.warehouse import connect as warehouse_connect

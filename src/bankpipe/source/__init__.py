@@ -1,5 +1,14 @@
 """The source database: embedded server lifecycle, schema, and loading the seed's batch files."""
 
-from bankpipe.source.db import connect, source_conninfo
+from __future__ import annotations
 
-__all__ = ["connect", "source_conninfo"]
+from typing import Any
+
+
+def __getattr__(name: str) -> Any:
+    # `connect` pulls in psycopg; stages that only need the schema constants should not pay for it.
+    if name in ("connect", "source_conninfo"):
+        from bankpipe.source import db
+
+        return getattr(db, name)
+    raise AttributeError(name)

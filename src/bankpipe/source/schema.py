@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-import psycopg
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import psycopg
 
 # Seed columns exactly as in shared/seed-dataset, plus created_at/updated_at for incremental
 # extraction. No foreign keys: a bank's source systems are not that tidy, and the pipeline must

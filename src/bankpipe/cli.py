@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -169,6 +170,25 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
             r["error"] or "",
         )
     console.print(runs)
+
+
+@ingest_app.command("fx")
+@command
+def ingest_fx(
+    start: Annotated[
+        datetime | None, typer.Option("--start", formats=["%Y-%m-%d"], help="First day (default: incremental).")
+    ] = None,
+    end: Annotated[
+        datetime | None, typer.Option("--end", formats=["%Y-%m-%d"], help="Last day (default: today).")
+    ] = None,
+) -> None:
+    """FX API (or the offline ECB snapshot) → bronze.raw_exchange_rates."""
+    from bankpipe.ingest import fx
+
+    r = fx.run(get_settings(), start.date() if start else None, end.date() if end else None)
+    console.print(
+        f"{r.inserted} new rates ({r.fetched} fetched) for USD→{', '.join(r.quotes)} from {r.source}", highlight=False
+    )
 
 
 # --- source -------------------------------------------------------------------------------------

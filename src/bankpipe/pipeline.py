@@ -46,7 +46,7 @@ def seed_demo(settings: Settings) -> str:
 
 def steps(settings: Settings, demo: bool) -> list[tuple[str, Callable[[], Any]]]:
     """The ordered stages; each is a plain call of a stage function."""
-    from bankpipe.ingest import postgres, stream
+    from bankpipe.ingest import fx, postgres, stream
 
     plan: list[tuple[str, Callable[[], Any]]] = []
     if demo:
@@ -54,6 +54,7 @@ def steps(settings: Settings, demo: bool) -> list[tuple[str, Callable[[], Any]]]
     plan += [
         ("ingest batch", lambda: postgres.run(settings, "incremental")),
         ("ingest stream", lambda: stream.run(settings)),
+        ("ingest fx", lambda: fx.run(settings)),
     ]
     return plan
 
@@ -73,7 +74,7 @@ def run(settings: Settings, *, demo: bool = False, on_step: Callable[[str], None
 def _summarise(result: Any) -> str:
     if isinstance(result, str):
         return result
-    for attr in ("rows", "appended"):
+    for attr in ("rows", "appended", "inserted"):
         if hasattr(result, attr):
             return f"{attr}: {getattr(result, attr)}"
     return "done"

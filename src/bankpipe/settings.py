@@ -25,7 +25,7 @@ class Settings(BaseSettings):
     landing_dir: Path | None = None
     warehouse: Literal["duckdb", "snowflake"] = "duckdb"
     warehouse_path: Path | None = None
-    fx_api_url: str = "https://api.frankfurter.app"
+    fx_api_url: str = "https://api.frankfurter.dev/v1"
     fx_api_style: Literal["frankfurter", "exchangerate-api"] = "frankfurter"
     fx_timeout_s: float = 10.0
     fx_retries: int = 3

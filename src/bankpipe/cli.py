@@ -129,6 +129,34 @@ def run(
     console.print("next: bankpipe status", highlight=False)
 
 
+@app.command("transform")
+@command
+def transform(
+    select: Annotated[list[str] | None, typer.Option("--select", "-s", help="dbt selection.")] = None,
+    full_refresh: Annotated[
+        bool, typer.Option("--full-refresh", help="Rebuild incremental models from bronze.")
+    ] = False,
+) -> None:
+    """dbt build of silver and gold (models, tests, unit tests)."""
+    from bankpipe import transform as tf
+
+    r = tf.run(get_settings(), select=select, full_refresh=full_refresh)
+    console.print(
+        f"transform ok in {r.seconds:.0f}s: {r.count('model', 'success')} models, "
+        f"{r.count('test', 'pass')} tests, {r.count('unit_test', 'pass')} unit tests",
+        highlight=False,
+    )
+
+
+@app.command("docs")
+@command
+def docs() -> None:
+    """Generate the dbt documentation site (catalog + manifest) under the state dir."""
+    from bankpipe import transform as tf
+
+    console.print(f"dbt docs written to {tf.docs_generate(get_settings())}", highlight=False)
+
+
 @app.command("status")
 @command
 def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
@@ -262,3 +290,8 @@ def source_load_files(directory: Annotated[Path, typer.Argument(help="Folder wit
     for r in results:
         table.add_row(r.table, r.file.name, str(r.rows), str(r.inserted), str(r.updated))
     console.print(table)
+
+
+from bankpipe.generate.command import generate_command  # noqa: E402
+
+app.command("generate")(command(generate_command))

@@ -46,15 +46,17 @@ def seed_demo(settings: Settings) -> str:
 
 def steps(settings: Settings, demo: bool) -> list[tuple[str, Callable[[], Any]]]:
     """The ordered stages; each is a plain call of a stage function."""
+    from bankpipe import transform
     from bankpipe.ingest import fx, postgres, stream
 
     plan: list[tuple[str, Callable[[], Any]]] = []
     if demo:
         plan.append(("generate demo data", lambda: seed_demo(settings)))
     plan += [
-        ("ingest batch", lambda: postgres.run(settings, "incremental")),
-        ("ingest stream", lambda: stream.run(settings)),
-        ("ingest fx", lambda: fx.run(settings)),
+        ("ingest batch", lambda: _batch(postgres.run(settings, "incremental"))),
+        ("ingest stream", lambda: _stream(stream.run(settings))),
+        ("ingest fx", lambda: _fx(fx.run(settings))),
+        ("transform", lambda: _transform(transform.run(settings))),
     ]
     return plan
 
@@ -72,9 +74,23 @@ def run(settings: Settings, *, demo: bool = False, on_step: Callable[[str], None
 
 
 def _summarise(result: Any) -> str:
-    if isinstance(result, str):
-        return result
-    for attr in ("rows", "appended", "inserted"):
-        if hasattr(result, attr):
-            return f"{attr}: {getattr(result, attr)}"
-    return "done"
+    return result if isinstance(result, str) else "done"
+
+
+def _batch(r: Any) -> str:
+    return f"{r.appended} rows appended to bronze ({', '.join(f'{t.table} {t.appended}' for t in r.tables)})"
+
+
+def _stream(r: Any) -> str:
+    return (
+        f"{len(r.loaded)} files, {r.rows} records; {len(r.duplicates)} duplicate files skipped, "
+        f"{len(r.rejected)} rejected"
+    )
+
+
+def _fx(r: Any) -> str:
+    return f"{r.inserted} new rates from {r.source}"
+
+
+def _transform(r: Any) -> str:
+    return f"{r.count('model', 'success')} models, {r.count('test', 'pass')} tests passed in {r.seconds:.0f}s"

@@ -1,0 +1,74 @@
+{#- Customers with their history (SCD2): a new row whenever a tracked attribute such as the
+    segment changes; `customer_key` is the durable key facts use, `customer_version_key` the row's. -#}
+
+with
+
+versions as (
+
+    select * from {{ ref('int_customer_versions') }}
+
+),
+
+locations as (
+
+    select location_id from {{ ref('stg_locations') }}
+
+),
+
+banks as (
+
+    select bank_id from {{ ref('stg_banks') }}
+
+),
+
+known as (
+
+    select
+        ---------- ids
+        versions.customer_version_key,
+        versions.customer_id as customer_key,
+        versions.customer_id,
+        coalesce(locations.location_id, '-1') as location_key,
+        coalesce(banks.bank_id, '-1') as bank_key,
+
+        ---------- strings
+        versions.first_name,
+        versions.last_name,
+        versions.full_name,
+        versions.email,
+        versions.segment,
+
+        ---------- booleans
+        versions.is_current,
+
+        ---------- timestamps
+        versions.valid_from,
+        versions.valid_to
+    from versions
+    left join locations on locations.location_id = versions.location_id
+    left join banks on banks.bank_id = versions.bank_id
+
+),
+
+unknown as (
+
+    select
+        '-1' as customer_version_key,
+        '-1' as customer_key,
+        cast(null as {{ dbt.type_string() }}) as customer_id,
+        '-1' as location_key,
+        '-1' as bank_key,
+        cast(null as {{ dbt.type_string() }}) as first_name,
+        cast(null as {{ dbt.type_string() }}) as last_name,
+        'Unknown customer' as full_name,
+        cast(null as {{ dbt.type_string() }}) as email,
+        'Unknown' as segment,
+        true as is_current,
+        cast(null as {{ dbt.type_timestamp() }}) as valid_from,
+        cast(null as {{ dbt.type_timestamp() }}) as valid_to
+
+)
+
+select * from known
+union all
+select * from unknown

@@ -1,0 +1,91 @@
+{#- Activity per province and city with coordinates. A transaction is placed where it happened
+    (its location_id) when the source says so, else at the customer's home location. -#}
+
+with
+
+transactions as (
+
+    select * from {{ ref('fact_transaction_enriched') }}
+
+),
+
+homes as (
+
+    select customer_key, location_key from {{ ref('dim_customers') }} where is_current
+
+),
+
+placed as (
+
+    select
+        transactions.*,
+        case when transactions.location_key <> '-1' then transactions.location_key
+             else coalesce(homes.location_key, '-1') end as activity_location_key,
+        transactions.location_key <> '-1' as is_placed_by_transaction
+    from transactions
+    left join homes on homes.customer_key = transactions.customer_key
+
+),
+
+located as (
+
+    select placed.*, locations.province, locations.city_name, locations.province_iso_code
+    from placed
+    inner join {{ ref('dim_locations') }} as locations on locations.location_key = placed.activity_location_key
+
+),
+
+-- Coordinates per (province, city): several location ids can name the same place.
+places as (
+
+    select province, city_name, max(latitude) as latitude, max(longitude) as longitude, max(geocode_level) as geocode_level
+    from {{ ref('dim_locations') }}
+    group by province, city_name
+
+),
+
+activity as (
+
+    select
+        province,
+        city_name,
+        max(province_iso_code) as province_iso_code,
+        count(*) as transaction_count,
+        count(case when status = 'Success' then 1 end) as successful_count,
+        count(case when status = 'Failed' then 1 end) as failed_count,
+        count(distinct account_key) as account_count,
+        count(distinct customer_key) as customer_count,
+        sum(case when status = 'Success' then amount_idr else 0 end) as successful_amount_idr,
+        count(case when anomaly_count > 0 then 1 end) as anomalous_count,
+        count(case when is_placed_by_transaction then 1 end) as placed_by_transaction_count
+    from located
+    group by province, city_name
+
+)
+
+select
+    ---------- ids
+    {{ dbt.hash("activity.province || '|' || activity.city_name") }} as geo_key,
+
+    ---------- strings
+    activity.province,
+    activity.city_name as city,
+    activity.province_iso_code,
+    places.geocode_level,
+
+    ---------- numerics
+    places.latitude,
+    places.longitude,
+    activity.transaction_count,
+    activity.successful_count,
+    activity.failed_count,
+    activity.account_count,
+    activity.customer_count,
+    activity.successful_amount_idr,
+    cast(activity.successful_amount_idr / nullif(activity.successful_count, 0) as {{ bankpipe.type_money() }})
+        as avg_successful_amount_idr,
+    activity.anomalous_count,
+    cast(activity.anomalous_count as double) / activity.transaction_count as anomaly_rate,
+    activity.placed_by_transaction_count
+from activity
+left join places on places.province = activity.province and places.city_name = activity.city_name

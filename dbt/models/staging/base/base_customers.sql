@@ -1,0 +1,55 @@
+{#- Every version of every customer bronze holds, typed and checked (tombstones included). -#}
+{%- set fields = ['id', 'nama_depan', 'nama_belakang', 'email', 'segmen', 'location_id', 'bank_id'] %}
+
+with
+
+source as (
+
+    select * from {{ source('bronze', 'raw_customers') }}
+
+),
+
+renamed as (
+
+    select
+        ---------- ids
+        {{ bankpipe.clean_text('id') }} as customer_id,
+        {{ bankpipe.clean_text('location_id') }} as location_id,
+        {{ bankpipe.clean_text('bank_id') }} as bank_id,
+
+        ---------- strings
+        {{ bankpipe.clean_text('nama_depan') }} as first_name,
+        {{ bankpipe.clean_text('nama_belakang') }} as last_name,
+        lower({{ bankpipe.clean_text('email') }}) as email,
+        -- missing segment: 'Unknown' (kept, reported as such); a misspelt one is rejected below
+        case
+            when {{ bankpipe.clean_text('segmen') }} is null then 'Unknown'
+            else {{ bankpipe.canonical_value('segmen', ['Gold', 'Silver', 'Platinum', 'Priority', 'Standard']) }}
+        end as segment,
+
+        ---------- booleans
+        coalesce(_is_deleted, false) as is_deleted,
+
+        ---------- timestamps
+        _created_at as created_at,
+        coalesce(_updated_at, _loaded_at) as updated_at,
+
+        ---------- lineage
+        _batch_id as batch_id,
+        _loaded_at as loaded_at,
+        _source as source_name,
+        {{ bankpipe.json_object_text(fields) }} as raw_record,
+        {{ bankpipe.record_hash(fields + ['_is_deleted', '_updated_at']) }} as record_hash
+
+    from source
+
+)
+
+select
+    renamed.*,
+    case
+        when customer_id is null then 'missing_customer_id'
+        when is_deleted then null  -- a tombstone carries only its key
+        when segment is null then 'unknown_segment'
+    end as rejection_rule
+from renamed

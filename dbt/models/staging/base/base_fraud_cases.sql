@@ -1,0 +1,46 @@
+{#- Every version of every fraud case bronze holds, typed and checked (tombstones included). -#}
+{%- set fields = ['transaction_id', 'confirmed_fraud', 'reported_at'] %}
+
+with
+
+source as (
+
+    select * from {{ source('bronze', 'raw_fraud_cases') }}
+
+),
+
+renamed as (
+
+    select
+        ---------- ids
+        {{ bankpipe.clean_text('transaction_id') }} as transaction_id,
+
+        ---------- booleans
+        {{ bankpipe.parse_boolean('confirmed_fraud') }} as is_confirmed_fraud,
+        coalesce(_is_deleted, false) as is_deleted,
+
+        ---------- timestamps
+        {{ bankpipe.parse_timestamp('reported_at') }} as reported_at,
+        _created_at as created_at,
+        coalesce(_updated_at, _loaded_at) as updated_at,
+
+        ---------- lineage
+        _batch_id as batch_id,
+        _loaded_at as loaded_at,
+        _source as source_name,
+        {{ bankpipe.json_object_text(fields) }} as raw_record,
+        {{ bankpipe.record_hash(fields + ['_is_deleted', '_updated_at']) }} as record_hash
+
+    from source
+
+)
+
+select
+    renamed.*,
+    case
+        when transaction_id is null then 'missing_transaction_id'
+        when is_deleted then null
+        when is_confirmed_fraud is null then 'invalid_fraud_flag'
+        when reported_at is null then 'invalid_reported_at'
+    end as rejection_rule
+from renamed

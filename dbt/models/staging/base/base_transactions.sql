@@ -1,0 +1,165 @@
+{#- Every distinct transaction record bronze has received, typed and checked: the one place where
+    transaction records are deduplicated and validated. Valid rows feed stg_transactions, the
+    others rejected_records. Incremental and append-only: each run reads only bronze rows loaded
+    after the last run's watermark, so a run costs what the new data costs (not the history). -#}
+{{ config(materialized='incremental', incremental_strategy='append', on_schema_change='fail') }}
+
+{%- set fields = bankpipe.transaction_fields() %}
+
+with
+
+source as (
+
+    select * from {{ source('bronze', 'raw_transactions') }}
+    {% if is_incremental() %}
+    -- Bronze batches are committed atomically with one _loaded_at, later batches later; a batch
+    -- committed with an older _loaded_at would be missed — the reconciliation gate catches that.
+    where _loaded_at > {{ bankpipe.loaded_watermark() }}
+    {% endif %}
+
+),
+
+renamed as (
+
+    select
+        ---------- ids
+        {{ bankpipe.clean_text('id') }} as transaction_id,
+        {{ bankpipe.clean_text('account_id') }} as account_id,
+        {{ bankpipe.clean_text('akun_tujuan') }} as counterparty_account_id,
+        {{ bankpipe.clean_text('location_id') }} as location_id,
+
+        ---------- strings
+        {{ bankpipe.canonical_value('tipe_transaksi', ['Transfer', 'Payment', 'Withdrawal', 'Deposit']) }} as transaction_type,
+        {{ bankpipe.canonical_value('status', ['Success', 'Pending', 'Failed']) }} as status,
+        {{ bankpipe.transaction_currency('mata_uang') }} as currency,
+        coalesce(lower({{ bankpipe.clean_text('channel') }}), 'unknown') as channel,
+
+        ---------- numerics
+        {{ bankpipe.to_money('jumlah_transaksi') }} as amount,
+
+        ---------- dates and timestamps (local time, as the source writes them)
+        {{ bankpipe.parse_date(bankpipe.bronze_column('date')) }} as transaction_date,
+        {{ bankpipe.parse_date_time(bankpipe.bronze_column('date'), bankpipe.bronze_column('timestamp')) }} as transaction_at,
+
+        ---------- raw presence, for the rules below
+        {{ bankpipe.clean_text('jumlah_transaksi') }} is not null as has_amount,
+        {{ bankpipe.clean_text(bankpipe.bronze_column('date')) }} is not null as has_date,
+        {{ bankpipe.clean_text(bankpipe.bronze_column('timestamp')) }} is not null as has_time,
+
+        ---------- lineage
+        _batch_id as batch_id,
+        _loaded_at as loaded_at,
+        _source as source_name,
+        _file_sha256 as file_sha256,
+        coalesce({{ bankpipe.json_to_text('_record') }}, {{ bankpipe.json_object_text(fields) }}) as raw_record,
+        {{ bankpipe.record_hash(fields) }} as record_hash
+
+    from source
+
+),
+
+-- Exact duplicates (the same record sent twice) collapse to the copy loaded first.
+first_copies as (
+
+    select * from (
+        select
+            renamed.*,
+            row_number() over (partition by record_hash order by loaded_at, batch_id, source_name) as copy_number
+        from renamed
+    ) as numbered
+    where copy_number = 1
+
+),
+
+new_records as (
+
+    select first_copies.* from first_copies
+    {% if is_incremental() %}
+    where not exists (select 1 from {{ this }} as seen where seen.record_hash = first_copies.record_hash)
+    {% endif %}
+
+),
+
+-- Field rules, in priority order: the first one a record breaks is the one reported.
+field_checked as (
+
+    select
+        new_records.*,
+        case
+            when transaction_id is null then 'missing_transaction_id'
+            when account_id is null then 'missing_account_id'
+            when not has_amount then 'missing_amount'
+            when amount is null then 'invalid_amount'
+            when amount <= 0 then 'non_positive_amount'
+            when not has_date then 'missing_date'
+            when transaction_date is null then 'invalid_date'
+            when not has_time then 'missing_time'
+            when transaction_at is null then 'invalid_time'
+            when transaction_date < cast('{{ var("min_transaction_date") }}' as date) then 'date_before_min'
+            when transaction_date > {{ dbt.dateadd('day', var('max_days_after_load'), 'cast(loaded_at as date)') }} then 'future_date'
+            when transaction_type is null then 'unknown_transaction_type'
+            when status is null then 'unknown_status'
+            when currency not in (select currency_code from {{ ref('ref_currencies') }}) then 'unknown_currency'
+            when transaction_type = 'Transfer' and counterparty_account_id is null then 'missing_counterparty'
+        end as field_rule
+    from new_records
+
+),
+
+-- One valid record per transaction id: the first valid one received wins; a later valid record
+-- with the same id but other content is a conflict, not a correction (transactions are immutable).
+id_ranked as (
+
+    select
+        field_checked.*,
+        case when field_rule is null then
+            row_number() over (
+                partition by transaction_id, field_rule is null
+                order by loaded_at, batch_id, source_name, record_hash
+            )
+        end as valid_id_rank
+    from field_checked
+
+),
+
+checked as (
+
+    select
+        id_ranked.*,
+        coalesce(
+            field_rule,
+            case
+                when valid_id_rank > 1 then 'duplicate_transaction_id'
+                {% if is_incremental() %}
+                when exists (
+                    select 1 from {{ this }} as earlier
+                    where earlier.transaction_id = id_ranked.transaction_id and earlier.rejection_rule is null
+                ) then 'duplicate_transaction_id'
+                {% endif %}
+            end
+        ) as rejection_rule
+    from id_ranked
+
+)
+
+select
+    transaction_id,
+    account_id,
+    counterparty_account_id,
+    location_id,
+    transaction_type,
+    status,
+    currency,
+    channel,
+    amount,
+    transaction_date,
+    transaction_at,
+    rejection_rule,
+    batch_id,
+    loaded_at,
+    source_name,
+    file_sha256,
+    -- kept for rejects only: valid records live on typed in silver, and bronze keeps every original
+    case when rejection_rule is not null then raw_record end as raw_record,
+    record_hash
+from checked

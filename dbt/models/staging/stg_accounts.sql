@@ -1,0 +1,27 @@
+with
+
+current_accounts as (
+
+    {{ bankpipe.current_versions(ref('base_accounts'), 'account_id') }}
+
+)
+
+select
+    ---------- ids
+    account_id,
+    customer_id,
+
+    ---------- strings
+    account_type,
+
+    ---------- numerics
+    balance_idr,
+
+    ---------- timestamps
+    created_at,
+    updated_at,
+
+    ---------- lineage
+    batch_id,
+    loaded_at
+from current_accounts

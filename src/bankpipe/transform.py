@@ -1,0 +1,390 @@
+"""`bankpipe transform`: `dbt build` of silver and gold, in-process, with a profile made from Settings.
+
+Nothing is written into the repository: profiles.yml, dbt's target/ (compiled SQL, manifest,
+partial-parse cache) and logs/ all live under `<state>/dbt/`. No SQL lives here; the models do.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bankpipe import ops
+from bankpipe.errors import BankpipeError
+from bankpipe.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PROFILE = "bankpipe"
+# Statuses dbt reports for nodes that did not do their job.
+_BAD_STATUSES = {"error", "fail", "runtime error"}
+_SKIPPED = "skipped"
+# How many stored failing rows to quote per failed test in the one-line error.
+_QUOTE_ROWS = 2
+
+
+@dataclass(frozen=True)
+class NodeResult:
+    """What dbt reported for one node (model, seed, test, unit test, snapshot)."""
+
+    unique_id: str
+    name: str
+    resource_type: str
+    status: str
+    message: str | None
+    failures: int | None
+    seconds: float
+    relation: str | None = None
+
+
+@dataclass
+class TransformResult:
+    """The outcome of one `dbt build`; `run()` only returns it when every node succeeded."""
+
+    run_id: str
+    success: bool
+    seconds: float
+    nodes: list[NodeResult] = field(default_factory=list)
+
+    def count(self, resource_type: str, status: str | None = None) -> int:
+        """Nodes of a type (`model`, `test`, `unit_test`, `seed`), optionally with a given status."""
+        return sum(1 for n in self.nodes if n.resource_type == resource_type and (status is None or n.status == status))
+
+    @property
+    def failed(self) -> list[NodeResult]:
+        return [n for n in self.nodes if n.status in _BAD_STATUSES]
+
+    @property
+    def warned(self) -> list[NodeResult]:
+        return [n for n in self.nodes if n.status == "warn"]
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-able summary for the run log and `bankpipe status`."""
+        by_status: dict[str, int] = {}
+        for n in self.nodes:
+            key = f"{n.resource_type}:{n.status}"
+            by_status[key] = by_status.get(key, 0) + 1
+        return {
+            "seconds": round(self.seconds, 2),
+            "nodes": by_status,
+            "failed": [n.name for n in self.failed],
+            "warned": [n.name for n in self.warned],
+        }
+
+
+# --- where things are ---------------------------------------------------------------------------
+
+
+def project_dir() -> Path:
+    """The dbt project: `dbt/` of the source checkout (src/bankpipe/transform.py → ../../dbt).
+
+    A wheel would have to ship it as package data at `bankpipe/dbt_project/`; that location is
+    tried first so such a build works without code changes.
+    """
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "dbt_project", here.parents[1] / "dbt"):
+        if (candidate / "dbt_project.yml").is_file():
+            return candidate
+    raise BankpipeError(f"dbt project not found (looked in {here / 'dbt_project'} and {here.parents[1] / 'dbt'})")
+
+
+def dbt_state_dir(settings: Settings) -> Path:
+    """`<state>/dbt`: profiles.yml, target/ and logs/ of every dbt invocation."""
+    path = settings.state / "dbt"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+# --- profiles.yml -------------------------------------------------------------------------------
+
+
+def _duckdb_output(settings: Settings) -> dict[str, Any]:
+    return {
+        "type": "duckdb",
+        "path": str(settings.warehouse_file),
+        # Models all name their schema (silver/gold/audit); this is only dbt's fallback.
+        "schema": "main",
+        "threads": 4,
+    }
+
+
+def _snowflake_output(settings: Settings) -> dict[str, Any]:
+    # Secrets stay out of the file: dbt reads them from the environment at run time (env_var),
+    # which _secret_env() fills from Settings for the duration of the run.
+    return {
+        "type": "snowflake",
+        "account": "{{ env_var('SNOWFLAKE_ACCOUNT') }}",
+        "user": "{{ env_var('SNOWFLAKE_USER') }}",
+        "password": "{{ env_var('SNOWFLAKE_PASSWORD') }}",
+        "role": settings.snowflake_role,
+        "warehouse": settings.snowflake_warehouse,
+        "database": settings.snowflake_database,
+        "schema": "PUBLIC",
+        "threads": 8,
+        "client_session_keep_alive": False,
+    }
+
+
+_OUTPUTS = {"duckdb": _duckdb_output, "snowflake": _snowflake_output}
+
+
+def profiles(settings: Settings) -> dict[str, Any]:
+    """The profiles.yml content for the configured warehouse (target name = warehouse kind)."""
+    return {
+        PROFILE: {"target": settings.warehouse, "outputs": {settings.warehouse: _OUTPUTS[settings.warehouse](settings)}}
+    }
+
+
+def write_profiles(settings: Settings) -> Path:
+    """Write `<state>/dbt/profiles.yml` (regenerated every run: Settings are the source of truth)."""
+    path = dbt_state_dir(settings) / "profiles.yml"
+    path.write_text(
+        "# Generated by bankpipe.transform from Settings; edits are overwritten.\n"
+        + yaml.safe_dump(profiles(settings), sort_keys=False),
+        encoding="utf-8",
+    )
+    return path
+
+
+@contextmanager
+def _secret_env(settings: Settings) -> Iterator[None]:
+    """Expose the secrets profiles.yml names via env_var() while dbt runs, then restore the env."""
+    wanted: dict[str, str] = {}
+    if settings.warehouse == "snowflake":
+        for name, value in (
+            ("SNOWFLAKE_ACCOUNT", settings.snowflake_account),
+            ("SNOWFLAKE_USER", settings.snowflake_user),
+            (
+                "SNOWFLAKE_PASSWORD",
+                settings.snowflake_password.get_secret_value() if settings.snowflake_password else None,
+            ),
+        ):
+            if not value:
+                raise BankpipeError(f"{name} is not set (needed for BANKPIPE_WAREHOUSE=snowflake)")
+            wanted[name] = value
+    saved = {name: os.environ.get(name) for name in wanted}
+    os.environ.update(wanted)
+    try:
+        yield
+    finally:
+        for name, old in saved.items():
+            if old is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = old
+
+
+# --- running dbt --------------------------------------------------------------------------------
+
+
+def _common_flags(settings: Settings) -> list[str]:
+    state = dbt_state_dir(settings)
+    return [
+        "--project-dir",
+        str(project_dir()),
+        "--profiles-dir",
+        str(state),
+        "--target-path",
+        str(state / "target"),
+        "--log-path",
+        str(state / "logs"),
+        "--no-send-anonymous-usage-stats",
+        "--no-version-check",
+        "--no-use-colors",
+        # dbt's own console output is replaced by one log line per node (see _on_event);
+        # its file log (debug) stays under the state dir.
+        "--log-level",
+        "none",
+        "--log-level-file",
+        "debug",
+    ]
+
+
+def _on_event(event: Any) -> None:
+    """Log each finished node as one line, so the CLI shows progress through Python logging."""
+    if event.info.name != "NodeFinished":
+        return
+    result = event.data.run_result
+    node = event.data.node_info
+    status = str(result.status)
+    level = {"success": logging.INFO, "pass": logging.INFO, "skipped": logging.DEBUG}.get(status, logging.WARNING)
+    kind = node.unique_id.split(".", 1)[0]
+    log.log(level, "%-7s %s %s (%.1fs)", status, kind, node.node_name, float(result.execution_time or 0))
+
+
+def _release_duckdb() -> None:
+    """Close dbt-duckdb's process-wide connection so the file is free for other processes."""
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    except ImportError:  # another adapter
+        return
+    env = DuckDBConnectionManager._ENV
+    if env is not None:
+        try:
+            env.close()
+        finally:
+            DuckDBConnectionManager._ENV = None
+
+
+def invoke(settings: Settings, args: Sequence[str]) -> Any:
+    """Run one dbt command (`["build", ...]`, `["docs", "generate"]`) in-process; return dbt's result.
+
+    Raises BankpipeError when dbt could not run at all (bad project, no warehouse access);
+    failing models and tests are reported in the returned result, not raised here.
+    """
+    from dbt.cli.main import dbtRunner
+
+    write_profiles(settings)
+    cli_args = [*args, *_common_flags(settings)]
+    log.debug("dbt %s", " ".join(cli_args))
+    with _secret_env(settings):
+        try:
+            res = dbtRunner(callbacks=[_on_event]).invoke(cli_args)
+        finally:
+            _release_duckdb()
+    if res.exception is not None:
+        first = str(res.exception).strip().splitlines()
+        raise BankpipeError(f"dbt {args[0]} could not run: {first[0] if first else type(res.exception).__name__}")
+    return res
+
+
+def _node_results(res: Any) -> list[NodeResult]:
+    out: list[NodeResult] = []
+    for r in getattr(res.result, "results", None) or []:
+        node = r.node
+        out.append(
+            NodeResult(
+                unique_id=node.unique_id,
+                name=node.name,
+                resource_type=str(node.resource_type),
+                status=str(r.status),
+                message=r.message,
+                failures=r.failures,
+                seconds=float(r.execution_time or 0.0),
+                relation=getattr(node, "relation_name", None),
+            )
+        )
+    return out
+
+
+def _quote_failures(settings: Settings, node: NodeResult) -> str:
+    """The first stored failing rows of a test, as text (`failure_message` when the test has one)."""
+    if not node.relation or settings.warehouse != "duckdb":
+        return ""
+    from bankpipe.warehouse import connect
+
+    try:
+        with connect(settings, read_only=True) as wh:
+            rows = wh.fetchall(f"select * from {node.relation} limit {_QUOTE_ROWS}")
+            cols = [d[0] for d in wh.con.description or []]  # type: ignore[attr-defined]
+    except Exception as exc:  # the quote is a courtesy; the failure itself is already known
+        log.debug("could not read failures of %s: %s", node.name, exc)
+        return ""
+    if not rows:
+        return ""
+    if "failure_message" in cols:
+        idx = cols.index("failure_message")
+        return "; ".join(str(row[idx]) for row in rows)
+    return "; ".join(", ".join(f"{c}={v}" for c, v in zip(cols, row, strict=False)) for row in rows)
+
+
+def _one_line(text: str | None, limit: int = 300) -> str:
+    """dbt's multi-line messages as one line (the full text is in dbt.log)."""
+    flat = " ".join(part.strip() for part in (text or "").splitlines() if part.strip())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _failure_line(settings: Settings, result: TransformResult) -> str:
+    parts = []
+    for node in result.failed:
+        if node.resource_type == "test" and node.status == "fail":
+            detail = _quote_failures(settings, node)
+            parts.append(f"test {node.name}: {detail or f'{node.failures} failing row(s)'}")
+        else:
+            parts.append(f"{node.resource_type} {node.name}: {_one_line(node.message) or node.status}")
+    skipped = result.count("model", _SKIPPED)
+    log_file = dbt_state_dir(settings) / "logs" / "dbt.log"
+    tail = f" ({skipped} downstream model(s) skipped; detail in {log_file})" if skipped else f" (detail in {log_file})"
+    return f"dbt build failed: {len(parts)} node(s) — " + " | ".join(parts) + tail
+
+
+class _RunLogWarehouse:
+    """A warehouse that connects per statement, so no bankpipe connection is open while dbt runs.
+
+    DuckDB lets one process hold a file for writing, with one connection configuration; dbt-duckdb
+    opens its own, so the run log row is written before and after dbt, each time on a fresh connection.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        from bankpipe.warehouse import connect
+
+        with connect(self.settings) as wh:
+            wh.execute(sql, params)
+
+
+def run(settings: Settings, select: list[str] | None = None, full_refresh: bool = False) -> TransformResult:
+    """Run `dbt build` (seeds, models, snapshots, tests, unit tests) and log the step in ops.run_log.
+
+    Raises BankpipeError naming the failing models and tests (and the numbers of a failed
+    reconciliation) when the build fails.
+    """
+    args = ["build"]
+    if select:
+        args += ["--select", *select]
+    if full_refresh:
+        args.append("--full-refresh")
+    if settings.warehouse == "duckdb":
+        # Creates bronze/ops so that sources exist even before the first ingestion.
+        from bankpipe.warehouse import connect
+
+        connect(settings).close()
+    with ops.step(_RunLogWarehouse(settings), "transform") as step:  # type: ignore[arg-type]
+        started = time.monotonic()
+        res = invoke(settings, args)
+        result = TransformResult(
+            run_id=step.run_id, success=bool(res.success), seconds=time.monotonic() - started, nodes=_node_results(res)
+        )
+        step.details = result.summary() | {"select": select or [], "full_refresh": full_refresh}
+        step.rows_out = result.count("model", "success")
+        if not result.success:
+            raise BankpipeError(_failure_line(settings, result))
+    log.info(
+        "transform done in %.1fs: %d models, %d tests, %d unit tests passed%s",
+        result.seconds,
+        result.count("model", "success"),
+        result.count("test", "pass"),
+        result.count("unit_test", "pass"),
+        f", {len(result.warned)} warning(s)" if result.warned else "",
+    )
+    return result
+
+
+def docs_generate(settings: Settings) -> Path:
+    """Run `dbt docs generate`; return the folder holding index.html and catalog.json."""
+    res = invoke(settings, ["docs", "generate"])
+    if not res.success:
+        raise BankpipeError("dbt docs generate failed (detail in the dbt log under the state dir)")
+    return dbt_state_dir(settings) / "target"
+
+
+__all__ = [
+    "NodeResult",
+    "TransformResult",
+    "docs_generate",
+    "invoke",
+    "profiles",
+    "project_dir",
+    "run",
+    "write_profiles",
+]

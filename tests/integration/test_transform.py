@@ -1,0 +1,295 @@
+"""`bankpipe transform` end to end: seed-format bronze + hand-made defects → dbt build → silver/gold.
+
+dbt runs three times in the whole module (build, re-run, reconciliation gate): each run costs
+seconds of parsing and per-node overhead, so the fixtures are module-scoped and tests only read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bankpipe import transform
+from bankpipe.errors import BankpipeError
+from bankpipe.settings import Settings
+from bankpipe.warehouse import connect
+from tests.dbt_fixtures import bronze
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+DEFECTS_AT = bronze.LOADED_AT + timedelta(hours=1)
+
+
+def _txn(tid: str | None, **overrides: str | None) -> dict[str, str | None]:
+    rec: dict[str, str | None] = {
+        "id": tid,
+        "date": "2025-12-24",
+        "timestamp": "12:00:00",
+        "account_id": "ACC-00003",
+        "jumlah_transaksi": "150000.00",
+        "tipe_transaksi": "Payment",
+        "akun_tujuan": "ACC-00004",
+        "status": "Success",
+    }
+    rec.update(overrides)
+    return rec
+
+
+# Hand-made transactions and what silver must make of them (rule None = valid).
+DEFECTS: list[bronze.Defect] = [
+    bronze.Defect(_txn("TRX-900001", jumlah_transaksi="-5000"), "non_positive_amount"),
+    bronze.Defect(_txn("TRX-900002", date="2025-13-45"), "invalid_date"),
+    bronze.Defect(_txn("TRX-900003", status="Refunded"), "unknown_status"),
+    bronze.Defect(_txn("TRX-900004", account_id=None), "missing_account_id"),
+    bronze.Defect(_txn("TRX-900005", mata_uang="XYZ"), "unknown_currency"),
+    bronze.Defect(_txn("TRX-900006", date="2030-01-01"), "future_date"),
+    bronze.Defect(_txn("TRX-900007", jumlah_transaksi="12,5"), "invalid_amount"),
+    # valid ones: an orphan account, a USD payment and an IDR transfer on a Saturday (no rate that day)
+    bronze.Defect(_txn("TRX-900010", account_id="ACC-99999"), None),
+    bronze.Defect(_txn("TRX-900011", date="2025-12-27", mata_uang="USD", jumlah_transaksi="25.00"), None),
+    bronze.Defect(_txn("TRX-900012", date="2025-12-27", tipe_transaksi="transfer", status=" success "), None),
+]
+
+# USD-based rates: Tue, Wed, (Christmas: none), Fri, (weekend: none) — and one bronze row that breaks a rule.
+RATES = [("2025-12-23", "IDR", "16750.50"), ("2025-12-24", "IDR", "16800.25"), ("2025-12-26", "IDR", "16820.00")]
+
+
+@dataclass
+class Built:
+    settings: Settings
+    result: transform.TransformResult
+    seed_ids: set[str]
+    conflict_id: str
+
+
+def query(settings: Settings, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+    with connect(settings, read_only=True) as wh:
+        return wh.fetchall(sql, params)
+
+
+def _fill_bronze(settings: Settings, seed_dir: Path) -> tuple[set[str], str]:
+    files = sorted((seed_dir / "stream_source").glob("*.json"))
+    with connect(settings) as wh:
+        bronze.load_seed_masters(wh, seed_dir)
+        bronze.load_seed_transactions(wh, files)
+        seed_ids = {r[0] for r in wh.fetchall("select id from bronze.raw_transactions")}
+        # An exact re-send of a seed record (collapses) and a conflicting record reusing a seed id.
+        first = wh.fetchone(
+            "select id, date, timestamp, account_id, jumlah_transaksi, tipe_transaksi, akun_tujuan, status"
+            " from bronze.raw_transactions order by id limit 1"
+        )
+        assert first is not None
+        resend = dict(zip(bronze.STREAM_COLUMNS, first, strict=False))
+        conflict = dict(resend, jumlah_transaksi="1.00")
+        conflict_id = str(resend["id"])
+        bronze.insert_transactions(wh, [d.record for d in DEFECTS] + [resend, conflict], "stream-handmade", DEFECTS_AT)
+        bronze.insert_rates(wh, RATES)
+        wh.execute(
+            """insert into bronze.raw_exchange_rates
+               (_batch_id, _loaded_at, _source, rate_date, base, quote, rate, source, fetched_at)
+               values ('fx-test', ?, 'fx-api', '2025-12-22', 'EUR', 'IDR', 19000, 'test_api', ?)""",
+            [bronze.LOADED_AT, bronze.LOADED_AT],
+        )
+        # Master-data history: a segment change, a deleted customer, an account with an unknown type.
+        later = DEFECTS_AT
+        bronze.insert_master_version(
+            wh,
+            "raw_customers",
+            {
+                "id": "CUST-0001",
+                "nama_depan": "Setya",
+                "nama_belakang": "Rahmawati",
+                "email": "setya.rahmawati@example.com",
+                "segmen": "Gold",
+                "location_id": "LOC-006",
+                "bank_id": "BANK-008",
+            },
+            later,
+        )
+        bronze.insert_master_version(wh, "raw_customers", {"id": "CUST-0015"}, later, deleted=True)
+        bronze.insert_master_version(
+            wh,
+            "raw_accounts",
+            {"id": "ACC-00099", "customer_id": "CUST-0002", "tipe_akun": "Gold card", "saldo": "10"},
+            later,
+        )
+    return seed_ids, conflict_id
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory, seed_dir: Path) -> Iterator[Built]:
+    settings = Settings(state_dir=tmp_path_factory.mktemp("transform") / "state", warehouse_path=None)
+    seed_ids, conflict_id = _fill_bronze(settings, seed_dir)
+    result = transform.run(settings)
+    yield Built(settings, result, seed_ids, conflict_id)
+
+
+def test_build_succeeds_with_models_tests_and_unit_tests(built: Built) -> None:
+    r = built.result
+    assert r.success and not r.failed
+    assert r.count("model", "success") >= 30
+    assert r.count("test", "pass") >= 100
+    assert r.count("unit_test", "pass") >= 5
+    state = built.settings.state / "dbt"
+    assert (state / "profiles.yml").is_file() and (state / "target" / "manifest.json").is_file()
+    assert not (transform.project_dir() / "target").exists(), "dbt wrote into the repository"
+    assert not (transform.project_dir() / "logs").exists(), "dbt wrote into the repository"
+
+
+def test_schemas_are_exactly_silver_and_gold(built: Built) -> None:
+    schemas = {r[0] for r in query(built.settings, "select distinct table_schema from information_schema.tables")}
+    assert {"silver", "gold"} <= schemas
+    assert not {s for s in schemas if s.startswith("main_")}
+
+
+def test_rejects_hold_exactly_the_defective_rows(built: Built) -> None:
+    rows = query(built.settings, "select entity, record_key, rule from silver.rejected_records")
+    expected = {("transaction", d.record["id"] or "<missing>", d.rule) for d in DEFECTS if d.rule}
+    expected |= {
+        ("transaction", built.conflict_id, "duplicate_transaction_id"),
+        ("account", "ACC-00099", "unknown_account_type"),
+        ("exchange_rate", "IDR@2025-12-22", "unsupported_base"),
+    }
+    assert set(rows) == expected
+    assert len(rows) == len(expected)
+    raw = query(built.settings, "select raw_record from silver.rejected_records where record_key = 'TRX-900001'")
+    assert '"-5000"' in raw[0][0]
+
+
+def test_silver_is_typed_deduplicated_and_flags_orphans(built: Built) -> None:
+    s = built.settings
+    n_valid = len(built.seed_ids) + sum(1 for d in DEFECTS if d.rule is None)
+    assert query(s, "select count(*), count(distinct transaction_id) from silver.stg_transactions") == [
+        (n_valid, n_valid)
+    ]
+    types = dict(
+        query(
+            s,
+            "select column_name, data_type from information_schema.columns"
+            " where table_schema = 'silver' and table_name = 'stg_transactions'",
+        )
+    )
+    assert types["amount"] == "DECIMAL(18,2)" and types["transaction_at"] == "TIMESTAMP"
+    assert query(s, "select is_orphan from silver.stg_transactions where transaction_id = 'TRX-900010'") == [(True,)]
+    assert query(
+        s, "select transaction_type, status from silver.stg_transactions where transaction_id = 'TRX-900012'"
+    ) == [("Transfer", "Success")]
+    # the first valid copy of the re-used id wins; the conflicting copy is the reject above
+    assert query(
+        s, "select amount <> 1.00 from silver.stg_transactions where transaction_id = ?", [built.conflict_id]
+    ) == [(True,)]
+
+
+def test_seed_transactions_reach_gold_with_usd_amounts(built: Built) -> None:
+    rows = query(built.settings, "select transaction_id, amount_usd from gold.fact_transaction_enriched")
+    usd = dict(rows)
+    assert built.seed_ids <= set(usd)
+    assert all(usd[t] is not None for t in built.seed_ids)
+    assert query(
+        built.settings, "select account_key, is_orphan from gold.fact_transaction where transaction_id = 'TRX-900010'"
+    ) == [("-1", True)]
+
+
+def test_asof_join_takes_the_last_published_rate(built: Built) -> None:
+    rows = dict(
+        (r[0], r[1:])
+        for r in query(
+            built.settings,
+            "select transaction_id, cast(fx_rate_date as varchar), amount_idr, amount_usd, fx_rate_source"
+            " from gold.fact_transaction_enriched where transaction_id in ('TRX-000041', 'TRX-900011', 'TRX-900012')",
+        )
+    )
+    # Christmas (no rate) takes Wednesday's; Saturday takes Friday's
+    assert rows["TRX-000041"][0] == "2025-12-24"
+    assert rows["TRX-900012"][0] == "2025-12-26"
+    _, amount_idr, amount_usd, _ = rows["TRX-900011"]
+    assert str(amount_usd) == "25.00" and str(amount_idr) == "420500.00"  # 25 × 16 820
+    assert str(rows["TRX-900012"][1]) == "150000.00" and str(rows["TRX-900012"][2]) == "8.92"
+
+
+def test_customer_segment_history_is_kept(built: Built) -> None:
+    rows = query(
+        built.settings,
+        "select segment, is_current from gold.dim_customers where customer_id = 'CUST-0001' order by valid_from",
+    )
+    assert rows == [("Priority", False), ("Gold", True)]
+    assert query(built.settings, "select count(*) from silver.stg_customers where customer_id = 'CUST-0015'") == [(0,)]
+
+
+def test_dimensions_have_unknown_members_and_coordinates(built: Built) -> None:
+    for table, key in (
+        ("dim_accounts", "account_key"),
+        ("dim_customers", "customer_key"),
+        ("dim_locations", "location_key"),
+        ("dim_banks", "bank_key"),
+    ):
+        assert query(built.settings, f"select count(*) from gold.{table} where {key} = '-1'") == [(1,)], table
+    missing = query(
+        built.settings, "select count(*) from gold.dim_locations where location_key <> '-1' and latitude is null"
+    )
+    assert missing == [(0,)]
+
+
+def test_run_is_logged(built: Built) -> None:
+    rows = query(built.settings, "select status, rows_out from ops.run_log where step = 'transform'")
+    assert rows and rows[0][0] == "success" and rows[0][1] >= 30
+
+
+def _checksums(settings: Settings) -> dict[str, tuple[Any, ...]]:
+    tables = query(
+        settings,
+        "select table_schema, table_name from information_schema.tables"
+        " where table_schema in ('silver', 'gold') order by all",
+    )
+    return {
+        f"{s}.{t}": query(settings, f"select count(*), sum(hash(t)::hugeint) from {s}.{t} as t")[0] for s, t in tables
+    }
+
+
+def test_rerun_without_new_data_changes_nothing(built: Built) -> None:
+    before = _checksums(built.settings)
+    again = transform.run(built.settings)
+    assert again.success
+    assert _checksums(built.settings) == before
+
+
+def test_reconciliation_gate_fails_when_bronze_and_silver_disagree(built: Built) -> None:
+    # A batch committed with an _loaded_at older than the watermark: the incremental models never
+    # see it, so bronze holds a record silver does not — the gate must stop the build.
+    with connect(built.settings) as wh:
+        bronze.insert_transactions(wh, [_txn("TRX-950000", jumlah_transaksi="777.00")], "stream-late", bronze.LOADED_AT)
+    # distinct IDR records in bronze: the seed's, the IDR defects, the conflicting copy and the late one
+    idr_defects = sum(1 for d in DEFECTS if d.record.get("mata_uang") in (None, "IDR"))
+    n_bronze = len(built.seed_ids) + idr_defects + 1 + 1
+    with pytest.raises(BankpipeError) as err:
+        transform.run(built.settings, select=["reconciliation_transactions"])
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert "assert_transaction_control_totals_balance" in msg and "do not reconcile" in msg
+    assert f"bronze {n_bronze} records" in msg and f"silver {n_bronze - 1 - 7} " in msg
+    status = query(
+        built.settings,
+        "select status, error from ops.run_log where step = 'transform' order by started_at desc limit 1",
+    )
+    assert status[0][0] == "failed" and "do not reconcile" in status[0][1]
+
+
+def test_docs_generate_works(built: Built) -> None:
+    target = transform.docs_generate(built.settings)
+    assert (target / "index.html").is_file() and (target / "catalog.json").is_file()
+
+
+def test_profiles_keep_secrets_out_of_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    duck = transform.profiles(Settings(state_dir=tmp_path))
+    assert duck["bankpipe"]["outputs"]["duckdb"]["path"].endswith("warehouse.duckdb")
+    monkeypatch.setenv("SNOWFLAKE_PASSWORD", "hunter2")
+    snow = Settings(state_dir=tmp_path, warehouse="snowflake")
+    assert snow.snowflake_password is not None and snow.snowflake_password.get_secret_value() == "hunter2"
+    profile = transform.profiles(snow)
+    assert "hunter2" not in repr(profile) and "env_var('SNOWFLAKE_PASSWORD')" in repr(profile)
+    assert profile["bankpipe"]["outputs"]["snowflake"]["database"] == "BANKING_DB"

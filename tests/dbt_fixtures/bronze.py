@@ -46,11 +46,9 @@ def load_seed_transactions(wh: Warehouse, files: list[Path], loaded_at: datetime
     """Append seed-format stream files to bronze.raw_transactions (one batch per file)."""
     total = 0
     for i, path in enumerate(sorted(files)):
-        fields = ", ".join(f"json ->> '{c}'" for c in STREAM_COLUMNS)
-        cols = ", ".join(f'"{c}"' for c in STREAM_COLUMNS)
         wh.execute(
-            f"""insert into bronze.raw_transactions (_batch_id, _loaded_at, _source, _file_sha256, _record, {cols})
-                select ?, ?, ?, ?, json, {fields}
+            """insert into bronze.raw_transaction_records (_batch_id, _loaded_at, _source, _file_sha256, _record)
+                select ?, ?, ?, ?, json
                 from read_json_objects(?, format = 'array')""",
             [f"stream-{path.stem}", loaded_at.replace(second=i), path.name, _sha256(path), str(path)],
         )
@@ -95,13 +93,12 @@ def insert_transactions(
     """Append hand-made transaction records (field name → text) as one bronze batch."""
     import json
 
-    cols = ", ".join(f'"{c}"' for c in STREAM_COLUMNS)
-    marks = ", ".join("?" for _ in STREAM_COLUMNS)
     for rec in records:
+        # The bronze.raw_transactions view extracts the fields from the record, as for loaded files.
         wh.execute(
-            f"""insert into bronze.raw_transactions (_batch_id, _loaded_at, _source, _file_sha256, _record, {cols})
-                values (?, ?, ?, ?, ?, {marks})""",
-            [batch_id, loaded_at, source, "0" * 64, json.dumps(rec), *(rec.get(c) for c in STREAM_COLUMNS)],
+            """insert into bronze.raw_transaction_records (_batch_id, _loaded_at, _source, _file_sha256, _record)
+                values (?, ?, ?, ?, ?)""",
+            [batch_id, loaded_at, source, "0" * 64, json.dumps(rec)],
         )
 
 

@@ -412,9 +412,9 @@ def _add_transactions(s: Settings, records: list[tuple[str, str | None]]) -> Non
     with wh_connect(s) as wh:
         for i, (day, code) in enumerate(records):
             wh.execute(
-                "insert into bronze.raw_transactions"
-                " (_batch_id, _loaded_at, _source, _file_sha256, id, date, mata_uang)"
-                " values ('b1', now(), 'transaction_20240305_000000.json', 'sha', ?, ?, ?)",
+                "insert into bronze.raw_transaction_records (_batch_id, _loaded_at, _source, _file_sha256, _record)"
+                " values ('b1', now(), 'transaction_20240305_000000.json', 'sha',"
+                " json_object('id', ?, 'date', ?, 'mata_uang', ?))",
                 [f"TRX-{i:06d}", day, code],
             )
 

@@ -273,9 +273,8 @@ def test_wanted_quotes_adds_transaction_currencies(tmp_path: Path) -> None:
             ]
         ):
             wh.execute(
-                "insert into bronze.raw_transactions"
-                " (_batch_id, _loaded_at, _source, _file_sha256, id, date, mata_uang)"
-                " values ('b', now(), 'f.json', 'sha', ?, ?, ?)",
+                "insert into bronze.raw_transaction_records (_batch_id, _loaded_at, _source, _file_sha256, _record)"
+                " values ('b', now(), 'f.json', 'sha', json_object('id', ?, 'date', ?, 'mata_uang', ?))",
                 [f"TRX-{i:06d}", day, code],
             )
         quotes = fx.wanted_quotes(wh)

@@ -29,7 +29,6 @@ from bankpipe.errors import BankpipeError
 from bankpipe.settings import Settings
 from bankpipe.warehouse import Warehouse
 from bankpipe.warehouse import connect as warehouse_connect
-from bankpipe.warehouse.ddl import STREAM_EXTENSIONS, STREAM_FIELDS
 
 log = logging.getLogger(__name__)
 
@@ -100,16 +99,13 @@ def sniff_format(path: Path) -> str | None:
 
 def _select_records(files: list[LandedFile], fmt: str) -> str:
     paths = ", ".join("'" + str(f.path).replace("'", "''") + "'" for f in files)
-    fields = ", ".join(f"_record ->> '{c}' as \"{c}\"" for c in STREAM_FIELDS + STREAM_EXTENSIONS)
-    # read_json_objects keeps every record whole (unknown fields included) as `_record`; the seed's
-    # fields are pulled out as text, untyped, so a malformed value reaches silver as it came.
-    # json() drops the pretty-printing whitespace (values and key order stay as they came): the
-    # seed's indent=4 files would otherwise double bronze's size, and extracting from the compact
-    # text is faster too (measured in bench/bench_ingest.py).
+    # read_json_objects keeps every record whole, unknown fields included; the seed's fields are
+    # extracted by the bronze.raw_transactions view (and once, incrementally, by silver). json()
+    # drops the pretty-printing whitespace (values and key order stay as they came): the seed's
+    # indent=4 files would otherwise double bronze's size.
     return (
-        f"select _path, _record, {fields} from ("
         f"select filename as _path, json(json) as _record"
-        f" from read_json_objects([{paths}], format = '{fmt}', filename = true))"
+        f" from read_json_objects([{paths}], format = '{fmt}', filename = true)"
     )
 
 
@@ -118,28 +114,28 @@ def _load_chunk(wh: Warehouse, files: list[LandedFile], batch_id: str, loaded_at
     wh.execute("create or replace temp table _landed (_path varchar, _name varchar, _sha varchar)")
     for f in files:
         wh.execute("insert into _landed values (?, ?, ?)", [str(f.path), f.path.name, f.sha256])
-    cols = ", ".join(f'"{c}"' for c in STREAM_FIELDS + STREAM_EXTENSIONS)
     rows: dict[str, int] = {str(f.path): 0 for f in files}
     for fmt in ("array", "newline_delimited"):
         group = [f for f in files if f.fmt == fmt]
         if not group:
             continue
         wh.execute(
-            f"""insert into bronze.raw_transactions
-                (_batch_id, _loaded_at, _source, _file_sha256, _record, {cols})
-            select ?, ?, l._name, l._sha, r._record, {", ".join(f'r."{c}"' for c in STREAM_FIELDS + STREAM_EXTENSIONS)}
+            f"""insert into bronze.raw_transaction_records (_batch_id, _loaded_at, _source, _file_sha256, _record)
+            select ?, ?, l._name, l._sha, r._record
             from ({_select_records(group, fmt)}) r join _landed l on r._path = l._path""",
             [batch_id, loaded_at],
         )
     # _loaded_at is unique per chunk and grows with time, so DuckDB's zone maps skip every older
     # row group: this count costs the chunk's rows, not bronze's.
-    for sha, n in wh.fetchall(
-        "select _file_sha256, count(*) from bronze.raw_transactions where _loaded_at = ? and _batch_id = ? group by 1",
-        [loaded_at, batch_id],
-    ):
-        for f in files:
-            if f.sha256 == sha:
-                rows[str(f.path)] = n
+    by_sha = dict(
+        wh.fetchall(
+            "select _file_sha256, count(*) from bronze.raw_transaction_records"
+            " where _loaded_at = ? and _batch_id = ? group by 1",
+            [loaded_at, batch_id],
+        )
+    )
+    for f in files:
+        rows[str(f.path)] = by_sha.get(f.sha256, 0)
     wh.execute("drop table _landed")
     return rows
 

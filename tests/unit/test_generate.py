@@ -450,3 +450,16 @@ def test_tiny_and_empty_runs_still_write_every_file(tmp_path, customers, transac
     records = [r for recs in stream_records(config.stream_dir).values() for r in recs or []]
     assert len({r.get("id") for r in records}) <= transactions
     assert (config.truth_dir / "transactions.parquet").is_file()
+
+
+def test_every_generated_currency_can_be_priced_offline():
+    """The ECB snapshot is the offline FX source: a currency it lacks would leave amount_usd empty."""
+    from datetime import date
+
+    from bankpipe.generate.reference import CURRENCIES
+    from bankpipe.ingest.fx import EcbSnapshotClient
+
+    snap = EcbSnapshotClient()
+    day = snap.last_date()
+    quoted = {r.quote for batch in snap.history(date(day.year - 1, 1, 1), day, CURRENCIES) for r in batch.rates}
+    assert set(CURRENCIES) - {"USD"} <= quoted, set(CURRENCIES) - {"USD"} - quoted

@@ -49,9 +49,10 @@ STATUSES: tuple[str, ...] = ("Success", "Pending", "Failed")
 CHANNELS: tuple[str, ...] = ("mobile", "internet_banking", "atm", "branch", "edc", "qris")
 
 # Foreign currencies with an approximate IDR mid rate (amounts are written in the currency itself;
-# the pipeline converts with real ECB/API rates, so these only shape realistic magnitudes).
-CURRENCIES: tuple[str, ...] = ("IDR", "USD", "SGD", "EUR", "JPY", "AUD", "MYR", "CNY", "SAR", "GBP", "HKD")
-IDR_PER_UNIT = np.array([1.0, 16_000, 12_200, 17_400, 105, 10_400, 3_600, 2_200, 4_250, 20_700, 2_050])
+# the pipeline converts with real ECB/API rates, so these only shape realistic magnitudes). Only
+# currencies the ECB publishes: the offline snapshot must be able to price every transaction.
+CURRENCIES: tuple[str, ...] = ("IDR", "USD", "SGD", "EUR", "JPY", "AUD", "MYR", "CNY", "THB", "GBP", "HKD")
+IDR_PER_UNIT = np.array([1.0, 16_000, 12_200, 17_400, 105, 10_400, 3_600, 2_200, 490, 20_700, 2_050])
 FOREIGN_WEIGHTS = np.array([0.0, 0.38, 0.2, 0.08, 0.08, 0.08, 0.08, 0.04, 0.03, 0.02, 0.01])
 # Currencies without minor units in practice (amounts are whole numbers).
 WHOLE_UNIT_CURRENCIES = frozenset({"JPY"})

@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 
-.PHONY: demo test lint bench install install-test clean
+.PHONY: demo test lint bench install install-test install-airflow airflow clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,16 +22,39 @@ demo: install
 
 ## test: install test extras and run every test (needs PostgreSQL on 127.0.0.1:5432 for some)
 test: install-test
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench airflow
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install-test
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench airflow
+	$(BIN)/ruff format --check src tests bench airflow
 
 bench: install-test
 	$(BIN)/python bench/bench_generate.py
 	$(BIN)/python bench/bench_ingest.py
+
+AIRFLOW_PORT  ?= 8080
+AIRFLOW_STATE := $(abspath $(or $(BANKPIPE_STATE_DIR),.bankpipe))
+AIRFLOW_ENV   := PATH="$(abspath $(BIN)):$$PATH" \
+	BANKPIPE_STATE_DIR="$(AIRFLOW_STATE)" \
+	AIRFLOW_HOME="$(AIRFLOW_STATE)/airflow" \
+	AIRFLOW__CORE__DAGS_FOLDER="$(CURDIR)/airflow/dags" \
+	AIRFLOW__CORE__LOAD_EXAMPLES=False \
+	AIRFLOW__CORE__PARALLELISM=4 \
+	AIRFLOW__API__HOST=127.0.0.1 \
+	AIRFLOW__API__PORT=$(AIRFLOW_PORT) \
+	AIRFLOW__API__BASE_URL=http://127.0.0.1:$(AIRFLOW_PORT) \
+	AIRFLOW__API_AUTH__JWT_ISSUER=bankpipe-local
+
+install-airflow: $(BIN)/python
+	$(PIP) install --quiet -e ".[airflow]"
+
+## airflow: Airflow 3 standalone on http://127.0.0.1:8080 running airflow/dags (state in .bankpipe/airflow)
+airflow: install-airflow
+	$(AIRFLOW_ENV) airflow db migrate
+	$(AIRFLOW_ENV) airflow pools set bankpipe_warehouse 1 "DuckDB has one writer: warehouse tasks take turns"
+	$(AIRFLOW_ENV) airflow variables import --action-on-existing-key skip airflow/variables.json
+	$(AIRFLOW_ENV) airflow standalone
 
 clean:
 	-$(BIN)/bankpipe source down

@@ -54,9 +54,11 @@
 {%- endmacro %}
 
 {% macro snowflake__date_spine(start_date, end_date) -%}
-    select dateadd(day, seq4(), {{ start_date }}) as date_day
-    from table(generator(rowcount => 20000))
-    qualify date_day <= {{ end_date }}
+    select date_day from (
+        select dateadd(day, row_number() over (order by seq4()) - 1, {{ start_date }}) as date_day
+        from table(generator(rowcount => 20000))
+    ) as spine
+    where date_day <= {{ end_date }}
 {%- endmacro %}
 
 {#- Great-circle distance in km between two points given in degrees. -#}

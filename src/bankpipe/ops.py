@@ -73,7 +73,7 @@ def status(wh: Warehouse) -> dict[str, Any]:
     """Rows per layer table, last load per source, rejected files, and the last runs."""
     tables = wh.fetchall(
         "select table_schema, table_name from information_schema.tables"
-        " where table_schema in ('bronze', 'silver', 'gold', 'ops') order by 1, 2"
+        " where lower(table_schema) in ('bronze', 'silver', 'gold', 'ops') order by 1, 2"
     )
     counts = {}
     for schema, name in tables:

@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     snowflake_warehouse: str | None = Field(None, validation_alias=AliasChoices("SNOWFLAKE_WAREHOUSE"))
     snowflake_database: str = Field("BANKING_DB", validation_alias=AliasChoices("SNOWFLAKE_DATABASE"))
     snowflake_role: str | None = Field(None, validation_alias=AliasChoices("SNOWFLAKE_ROLE"))
+    # Key-pair authentication (preferred over a password for service users).
+    snowflake_private_key_path: Path | None = Field(None, validation_alias=AliasChoices("SNOWFLAKE_PRIVATE_KEY_PATH"))
+    snowflake_private_key_passphrase: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("SNOWFLAKE_PRIVATE_KEY_PASSPHRASE")
+    )
 
     @property
     def state(self) -> Path:

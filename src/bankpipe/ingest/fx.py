@@ -460,7 +460,7 @@ def wanted_quotes(wh: Warehouse) -> tuple[str, ...]:
 
 def earliest_transaction_date(wh: Warehouse) -> date | None:
     """The first transaction date in bronze (unparseable dates ignored), or None when there is none."""
-    row = wh.fetchone('select min(try_cast("date" as date)) from bronze.raw_transactions')
+    row = wh.fetchone(f"select min(try_cast({wh.ident('date')} as date)) from bronze.raw_transactions")
     return row[0] if row and row[0] is not None else None
 
 

@@ -1,8 +1,9 @@
 """PostgreSQL master data → bronze (full or incremental by an `updated_at` watermark).
 
-Rows leave PostgreSQL through `COPY (SELECT …) TO STDOUT` into a spool file that DuckDB reads in
-one pass; the bronze rows and the new watermark commit in one warehouse transaction, so a crash at
-any point leaves either the old state or the new one — never a skipped or doubled row.
+Rows leave PostgreSQL through `COPY (SELECT …) TO STDOUT` into a spool file that the warehouse reads
+in one pass (DuckDB `read_csv`; Snowflake PUT + COPY INTO); the bronze rows and the new watermark
+commit in one warehouse transaction, so a crash at any point leaves either the old state or the
+new one — never a skipped or doubled row.
 """
 
 from __future__ import annotations
@@ -117,34 +118,29 @@ def _load_table(
     spool = spool_dir / f"{table}.csv"
     _extract(conn, table, mode, watermark, spool)
 
-    csv_columns = {c: "VARCHAR" for c in cols} | {"_created_at": "TIMESTAMPTZ", "_updated_at": "TIMESTAMPTZ"}
-    quoted = ", ".join(f'"{c}"' for c in cols)
-    changed = " or ".join(f's."{c}" is distinct from c."{c}"' for c in cols if c != key)
+    csv_columns = {c: "varchar" for c in cols} | {"_created_at": "timestamptz", "_updated_at": "timestamptz"}
+    q = wh.ident
+    quoted = ", ".join(q(c) for c in cols)
+    changed = " or ".join(f"s.{q(c)} is distinct from c.{q(c)}" for c in cols if c != key)
+    # The staging tables are built before the transaction: creating a table inside one would commit
+    # it on Snowflake. They are session-temporary, so a crash leaves nothing behind.
+    result.extracted = wh.stage_csv("_stage", spool, csv_columns)
+    current = (
+        f"select * from {bronze} where {key} in (select {key} from _stage)"
+        if mode == "incremental"
+        else f"select * from {bronze}"
+    )
+    wh.execute(
+        f"create or replace temp table _current as select * from ({current})"
+        f" qualify row_number() over (partition by {key} order by _loaded_at desc) = 1"
+    )
     with wh.transaction():
-        # PostgreSQL CSV writes NULL unquoted-empty and '' as "": allow_quoted_nulls=false keeps them apart.
-        wh.execute(
-            "create or replace temp table _stage as select * from read_csv(?, columns = ?, header = false,"
-            " auto_detect = false, allow_quoted_nulls = false, delim = ',', quote = '\"', escape = '\"')",
-            [str(spool), csv_columns],
-        )
-        result.extracted = wh.fetchone("select count(*) from _stage")[0]
-        current = (
-            f"select * from {bronze} where {key} in (select {key} from _stage)"
-            if mode == "incremental"
-            else f"select * from {bronze}"
-        )
-        wh.execute(
-            f"create or replace temp table _current as select * from ({current})"
-            f" qualify row_number() over (partition by {key} order by _loaded_at desc) = 1"
-        )
-        # Append only what differs from bronze's latest version: re-running a load (or a full load
-        # over unchanged data) adds nothing, and a crash-then-retry cannot double a row.
         # Append only what differs from bronze's latest version: re-running a load (or a full load
         # over unchanged data) adds nothing, and a crash-then-retry cannot double a row.
         result.appended = _count(
             wh.fetchone(
                 f"""insert into {bronze} ({LINEAGE}, {quoted})
-            select ?, ?, ?, false, s._created_at, s._updated_at, {", ".join(f's."{c}"' for c in cols)}
+            select ?, ?, ?, false, s._created_at, s._updated_at, {", ".join(f"s.{q(c)}" for c in cols)}
             from _stage s left join _current c on s.{key} = c.{key}
             where c.{key} is null or c._is_deleted or {changed}""",
                 [batch_id, loaded_at, f"postgres:{table}"],
@@ -155,17 +151,17 @@ def _load_table(
             result.deleted = _count(
                 wh.fetchone(
                     f"""insert into {bronze} ({LINEAGE}, {quoted})
-                select ?, ?, ?, true, c._created_at, c._updated_at, {", ".join(f'c."{c}"' for c in cols)}
-                from _current c anti join _stage s on s.{key} = c.{key}
-                where not c._is_deleted""",
+                select ?, ?, ?, true, c._created_at, c._updated_at, {", ".join(f"c.{q(c)}" for c in cols)}
+                from _current c
+                where not c._is_deleted and not exists (select 1 from _stage s where s.{key} = c.{key})""",
                     [batch_id, loaded_at, f"postgres:{table}"],
                 )
             )
         # Advance the watermark to the last row that is safe (see _open_transaction_horizon).
+        safe = "" if horizon is None else " where _updated_at < ?"
         row = wh.fetchone(
-            f"select _updated_at, {key} from _stage where ? is null or _updated_at < ?"
-            f" order by _updated_at desc, {key} desc limit 1",
-            [horizon, horizon],
+            f"select _updated_at, {key} from _stage{safe} order by _updated_at desc, {key} desc limit 1",
+            [] if horizon is None else [horizon],
         )
         if row is not None and (watermark[0] is None or (row[0], row[1]) > watermark):
             wh.execute(
@@ -175,8 +171,8 @@ def _load_table(
             result.watermark = (row[0], row[1])
         else:
             result.watermark = watermark
-        wh.execute("drop table _stage")
-        wh.execute("drop table _current")
+    wh.execute("drop table _stage")
+    wh.execute("drop table _current")
     spool.unlink(missing_ok=True)
     return result
 
@@ -185,7 +181,7 @@ LINEAGE = "_batch_id, _loaded_at, _source, _is_deleted, _created_at, _updated_at
 
 
 def _count(row: tuple | None) -> int:
-    """Rows affected, from DuckDB's one-row result of an INSERT."""
+    """Rows affected, from the one-row result of an INSERT (DuckDB and Snowflake both return it)."""
     return int(row[0]) if row else 0
 
 

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-import duckdb
 from filelock import FileLock, Timeout
 
 from bankpipe import ops
@@ -29,6 +28,7 @@ from bankpipe.errors import BankpipeError
 from bankpipe.settings import Settings
 from bankpipe.warehouse import Warehouse
 from bankpipe.warehouse import connect as warehouse_connect
+from bankpipe.warehouse.base import JsonFile
 
 log = logging.getLogger(__name__)
 
@@ -97,58 +97,16 @@ def sniff_format(path: Path) -> str | None:
     return None
 
 
-def _select_records(files: list[LandedFile], fmt: str) -> str:
-    paths = ", ".join("'" + str(f.path).replace("'", "''") + "'" for f in files)
-    # read_json_objects keeps every record whole, unknown fields included; the seed's fields are
-    # extracted by the bronze.raw_transactions view (and once, incrementally, by silver). json()
-    # drops the pretty-printing whitespace (values and key order stay as they came): the seed's
-    # indent=4 files would otherwise double bronze's size.
-    return (
-        f"select filename as _path, json(json) as _record"
-        f" from read_json_objects([{paths}], format = '{fmt}', filename = true)"
-    )
-
-
 def _load_chunk(wh: Warehouse, files: list[LandedFile], batch_id: str, loaded_at: datetime) -> dict[str, int]:
     """Insert the records of `files` (all parseable) and return rows per path; caller holds the transaction."""
-    wh.execute("create or replace temp table _landed (_path varchar, _name varchar, _sha varchar)")
-    for f in files:
-        wh.execute("insert into _landed values (?, ?, ?)", [str(f.path), f.path.name, f.sha256])
-    rows: dict[str, int] = {str(f.path): 0 for f in files}
-    for fmt in ("array", "newline_delimited"):
-        group = [f for f in files if f.fmt == fmt]
-        if not group:
-            continue
-        wh.execute(
-            f"""insert into bronze.raw_transaction_records (_batch_id, _loaded_at, _source, _file_sha256, _record)
-            select ?, ?, l._name, l._sha, r._record
-            from ({_select_records(group, fmt)}) r join _landed l on r._path = l._path""",
-            [batch_id, loaded_at],
-        )
-    # _loaded_at is unique per chunk and grows with time, so DuckDB's zone maps skip every older
-    # row group: this count costs the chunk's rows, not bronze's.
-    by_sha = dict(
-        wh.fetchall(
-            "select _file_sha256, count(*) from bronze.raw_transaction_records"
-            " where _loaded_at = ? and _batch_id = ? group by 1",
-            [loaded_at, batch_id],
-        )
-    )
-    for f in files:
-        rows[str(f.path)] = by_sha.get(f.sha256, 0)
-    wh.execute("drop table _landed")
-    return rows
+    return wh.load_json_files([JsonFile(f.path, f.path.name, f.sha256, f.fmt) for f in files], batch_id, loaded_at)
 
 
 def _parse_error(wh: Warehouse, f: LandedFile) -> str | None:
-    """Why DuckDB cannot read this file, or None if it can."""
+    """Why the warehouse cannot read this file, or None if it can."""
     if f.fmt == "":
         return "not a JSON array or JSON Lines (first character is neither '[' nor '{')"
-    try:
-        wh.fetchone(f"select count(*) from ({_select_records([f], f.fmt)})")
-    except duckdb.Error as exc:
-        return str(exc).splitlines()[0]
-    return None
+    return wh.json_file_error(f.path, f.fmt)
 
 
 class _Ledger:
@@ -163,7 +121,7 @@ class _Ledger:
         }
         self.first_name_by_sha = dict(
             wh.fetchall(
-                "select sha256, arg_min(file_name, ingested_at) from ops.ingested_files"
+                "select sha256, min_by(file_name, ingested_at) from ops.ingested_files"
                 " where status = 'loaded' group by sha256"
             )
         )
@@ -205,7 +163,7 @@ def ingest_files(settings: Settings, wh: Warehouse, files: list[LandedFile], res
         good = [f for f in chunk if f.path not in bad]
         try:
             _commit_chunk(wh, good, ledger, result)
-        except duckdb.Error:
+        except wh.errors:
             # Some file in the chunk is unreadable; find which, one by one, and load the rest.
             for f in good:
                 reason = _parse_error(wh, f)

@@ -9,14 +9,22 @@ from bankpipe.warehouse.duckdb import DuckDBWarehouse
 
 def connect(settings: Settings, *, read_only: bool = False) -> Warehouse:
     """Open the configured warehouse with the bronze/silver/gold/ops schemas in place."""
-    if settings.warehouse == "duckdb":
-        wh = DuckDBWarehouse(settings.warehouse_file, read_only=read_only)
-        if not read_only:
-            wh.ensure_schemas()
-        return wh
-    from bankpipe.errors import BankpipeError
+    if settings.warehouse == "snowflake":
+        # Imported here: the connector is only needed (and only imported) on Snowflake deployments.
+        from bankpipe.warehouse.snowflake import SnowflakeWarehouse
 
-    raise BankpipeError(f"warehouse {settings.warehouse!r} is not implemented yet (use BANKPIPE_WAREHOUSE=duckdb)")
+        sf = SnowflakeWarehouse.from_settings(settings)
+        # Read-only access on Snowflake is the role's business; the schemas are made idempotently
+        # (creating them needs a role that may, see docs/deploy.md — a read-only role skips this).
+        if not read_only:
+            sf.ensure_schemas()
+        else:
+            sf.execute(f"use database {settings.snowflake_database}")
+        return sf
+    wh = DuckDBWarehouse(settings.warehouse_file, read_only=read_only)
+    if not read_only:
+        wh.ensure_schemas()
+    return wh
 
 
 __all__ = ["DuckDBWarehouse", "Warehouse", "connect"]

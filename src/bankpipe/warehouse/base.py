@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any, Protocol
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -12,14 +14,35 @@ if TYPE_CHECKING:
 SCHEMAS = ("bronze", "silver", "gold", "ops")
 
 
+class JsonFile(NamedTuple):
+    """A landed transaction file, already identified: what a bulk JSON load needs to know."""
+
+    path: Path
+    name: str
+    sha256: str
+    fmt: str  # "array" | "newline_delimited"
+
+
 class Warehouse(Protocol):
-    """A SQL warehouse connection; stages speak SQL through it, never to a driver directly."""
+    """A SQL warehouse connection; stages speak SQL through it, never to a driver directly.
+
+    Bulk loads (a CSV spool, landed JSON files) are methods, because each warehouse reads files its
+    own way (DuckDB reads the path; Snowflake needs PUT to a stage, then COPY INTO).
+    """
+
+    dialect: str
+    # The driver's exception types (what a failed statement or an unreadable file raises).
+    errors: tuple[type[BaseException], ...]
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> None: ...
 
     def fetchall(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]: ...
 
     def fetchone(self, sql: str, params: Sequence[Any] | None = None) -> tuple[Any, ...] | None: ...
+
+    def fetch_arrow(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
+        """A query's result as an Arrow table (columnar transfer, no row-by-row Python)."""
+        ...
 
     def transaction(self) -> AbstractContextManager[None]:
         """All statements inside commit together or not at all."""
@@ -30,6 +53,25 @@ class Warehouse(Protocol):
         ...
 
     def table_exists(self, schema: str, table: str) -> bool: ...
+
+    def ident(self, name: str) -> str:
+        """A column name quoted the way this warehouse stores unquoted names."""
+        ...
+
+    def stage_csv(self, name: str, path: Path, columns: dict[str, str]) -> int:
+        """Load a headerless PostgreSQL CSV (types `varchar`/`timestamptz`) into temp table `name`.
+
+        Returns the row count. Call it outside a transaction (it creates a table).
+        """
+        ...
+
+    def load_json_files(self, files: Sequence[JsonFile], batch_id: str, loaded_at: datetime) -> dict[str, int]:
+        """Append the records of `files` whole to bronze.raw_transaction_records; rows per path."""
+        ...
+
+    def json_file_error(self, path: Path, fmt: str) -> str | None:
+        """Why this file cannot be loaded (one line), or None when it can."""
+        ...
 
     def ensure_schemas(self) -> None: ...
 

@@ -6,13 +6,14 @@ import logging
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 
 from bankpipe.errors import BankpipeError
-from bankpipe.warehouse.base import SCHEMAS
+from bankpipe.warehouse.base import SCHEMAS, JsonFile
 from bankpipe.warehouse.ddl import DDL
 
 if TYPE_CHECKING:
@@ -43,6 +44,7 @@ class DuckDBWarehouse:
     """A DuckDB file; one connection per instance, opened on construction."""
 
     dialect = "duckdb"
+    errors: tuple[type[BaseException], ...] = (duckdb.Error,)
 
     def __init__(self, path: Path, *, read_only: bool = False) -> None:
         self.path = Path(path)
@@ -60,6 +62,9 @@ class DuckDBWarehouse:
 
     def fetchone(self, sql: str, params: Sequence[Any] | None = None) -> tuple[Any, ...] | None:
         return self.con.execute(sql, params).fetchone()
+
+    def fetch_arrow(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
+        return self.con.execute(sql, params).to_arrow_table()
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -94,12 +99,90 @@ class DuckDBWarehouse:
         )
         return bool(row and row[0])
 
+    def ident(self, name: str) -> str:
+        return '"' + name.replace('"', '""') + '"'
+
+    def stage_csv(self, name: str, path: Path, columns: dict[str, str]) -> int:
+        # PostgreSQL CSV writes NULL unquoted-empty and '' as "": allow_quoted_nulls=false keeps them apart.
+        self.con.execute(
+            f"create or replace temp table {name} as select * from read_csv(?, columns = ?, header = false,"
+            " auto_detect = false, allow_quoted_nulls = false, delim = ',', quote = '\"', escape = '\"')",
+            [str(path), {c: t.upper() for c, t in columns.items()}],
+        )
+        return int(self.con.execute(f"select count(*) from {name}").fetchone()[0])
+
+    @staticmethod
+    def _select_records(files: Sequence[JsonFile], fmt: str) -> str:
+        paths = ", ".join("'" + str(f.path).replace("'", "''") + "'" for f in files)
+        # read_json_objects keeps every record whole, unknown fields included; the seed's fields are
+        # extracted by the bronze.raw_transactions view (and once, incrementally, by silver). json()
+        # drops the pretty-printing whitespace (values and key order stay as they came): the seed's
+        # indent=4 files would otherwise double bronze's size.
+        return (
+            f"select filename as _path, json(json) as _record"
+            f" from read_json_objects([{paths}], format = '{fmt}', filename = true)"
+        )
+
+    def load_json_files(self, files: Sequence[JsonFile], batch_id: str, loaded_at: datetime) -> dict[str, int]:
+        self.con.execute("create or replace temp table _landed (_path varchar, _name varchar, _sha varchar)")
+        for f in files:
+            self.con.execute("insert into _landed values (?, ?, ?)", [str(f.path), f.name, f.sha256])
+        for fmt in ("array", "newline_delimited"):
+            group = [f for f in files if f.fmt == fmt]
+            if not group:
+                continue
+            self.con.execute(
+                f"""insert into bronze.raw_transaction_records (_batch_id, _loaded_at, _source, _file_sha256, _record)
+                select ?, ?, l._name, l._sha, r._record
+                from ({self._select_records(group, fmt)}) r join _landed l on r._path = l._path""",
+                [batch_id, loaded_at],
+            )
+        # _loaded_at is unique per chunk and grows with time, so DuckDB's zone maps skip every older
+        # row group: this count costs the chunk's rows, not bronze's.
+        by_sha = dict(
+            self.con.execute(
+                "select _file_sha256, count(*) from bronze.raw_transaction_records"
+                " where _loaded_at = ? and _batch_id = ? group by 1",
+                [loaded_at, batch_id],
+            ).fetchall()
+        )
+        self.con.execute("drop table _landed")
+        return {str(f.path): by_sha.get(f.sha256, 0) for f in files}
+
+    def json_file_error(self, path: Path, fmt: str) -> str | None:
+        if fmt == "":
+            return "not a JSON array or JSON Lines (first character is neither '[' nor '{')"
+        try:
+            self.con.execute(
+                f"select count(*) from ({self._select_records([JsonFile(path, path.name, '', fmt)], fmt)})"
+            ).fetchone()
+        except duckdb.Error as exc:
+            return str(exc).splitlines()[0]
+        return None
+
     def ensure_schemas(self) -> None:
         with self.transaction():
             for schema in SCHEMAS:
                 self.con.execute(f"create schema if not exists {schema}")
+            self._migrate()
             for statement in DDL:
                 self.con.execute(statement)
+
+    def _migrate(self) -> None:
+        # Warehouses made before bronze kept stream records whole had bronze.raw_transactions as a
+        # table; move its records into raw_transaction_records so the view can take the name.
+        kind = self.con.execute(
+            "select table_type from information_schema.tables"
+            " where table_schema = 'bronze' and table_name = 'raw_transactions'"
+        ).fetchone()
+        if kind is None or kind[0] != "BASE TABLE":
+            return
+        log.warning("migrating bronze.raw_transactions (table) to bronze.raw_transaction_records + view")
+        self.con.execute(
+            "create table if not exists bronze.raw_transaction_records as"
+            " select _batch_id, _loaded_at, _source, _file_sha256, _record from bronze.raw_transactions"
+        )
+        self.con.execute("drop table bronze.raw_transactions")
 
     def close(self) -> None:
         self.con.close()

@@ -27,6 +27,8 @@ source_app = typer.Typer(help="The source database (embedded unless BANKPIPE_SOU
 ingest_app = typer.Typer(help="Load the sources into bronze.", no_args_is_help=True)
 app.add_typer(source_app, name="source")
 app.add_typer(ingest_app, name="ingest")
+ml_app = typer.Typer(help="Fraud and status models: train, score, report.", no_args_is_help=True)
+app.add_typer(ml_app, name="ml")
 
 
 @app.callback()
@@ -95,8 +97,11 @@ def ingest_stream(
 
     settings = get_settings()
     if follow:
+        from bankpipe.ml import score
+
         try:
-            stream.follow(settings)
+            # Each new file is scored right after it lands; high scores become gold.fraud_alerts.
+            stream.follow(settings, on_loaded=score.realtime_hook(settings))
         except KeyboardInterrupt:
             console.print("stopped")
         return
@@ -155,6 +160,41 @@ def docs() -> None:
     from bankpipe import transform as tf
 
     console.print(f"dbt docs written to {tf.docs_generate(get_settings())}", highlight=False)
+
+
+@ml_app.command("train")
+@command
+def ml_train(target: Annotated[str, typer.Option("--target", help="fraud or status")] = "fraud") -> None:
+    """Train LR (vs tree and rules), register it, promote it if it beats the champion."""
+    from bankpipe.ml import train
+
+    if target not in ("fraud", "status"):
+        raise typer.BadParameter("--target must be fraud or status")
+    for line in train.run(get_settings(), target).headline():
+        console.print(line, highlight=False)
+
+
+@ml_app.command("score")
+@command
+def ml_score() -> None:
+    """Score every unscored transaction with the champions; refresh gold.ml_model_metrics."""
+    from bankpipe.ml import monitor, score
+
+    settings = get_settings()
+    console.print(score.run(settings).line(), highlight=False)
+    monitor.run(settings)
+
+
+@ml_app.command("report")
+@command
+def ml_report() -> None:
+    """Write the model report (Markdown + HTML with plots) and print the headline numbers."""
+    from bankpipe.ml import report
+
+    r = report.run(get_settings())
+    for line in r.headline:
+        console.print(line, highlight=False)
+    console.print(f"report: {r.html}", highlight=False)
 
 
 @app.command("status")

@@ -1,0 +1,414 @@
+"""The one feature definition: DuckDB SQL over silver (plus the not-yet-transformed bronze tail).
+
+Training, batch scoring and real-time scoring all call `compute()` with a different `where`
+predicate choosing the target transactions; the SQL is the same, so there is no train/serve skew.
+
+Point in time: every window looks at `[t - window, t - 1 s]` of the transaction's own time `t`
+(the source's clock has one-second resolution, so a transaction in the same second is neither
+earlier nor later and is never seen). Fraud labels count only once *reported* (`reported_at < t`),
+so a fraud that is found out later cannot leak into the features of the transactions around it.
+Master data (segment, account type, balance, home city) is taken as currently known: the source
+keeps no history from before the first extraction.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from bankpipe.errors import BankpipeError
+from bankpipe.warehouse import Warehouse
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+# Bump when a feature changes meaning; stored with every model version, checked before scoring.
+FEATURE_VERSION = "1"
+
+WINDOWS_S: dict[str, int] = {"1h": 3_600, "1d": 86_400, "7d": 7 * 86_400, "30d": 30 * 86_400}
+LOOKBACK_S = max(WINDOWS_S.values())
+NIGHT_HOURS = (0, 5)  # [start, end) local time, as the generator and the anomaly flags use
+FAR_FROM_HOME_KM = 500.0
+
+CATEGORICAL: tuple[str, ...] = (
+    "transaction_type",
+    "channel",
+    "currency",
+    "segment",
+    "account_type",
+    "hour_of_day",
+    "day_of_week",
+)
+NUMERIC: tuple[str, ...] = (
+    "log_amount_idr",
+    "log_amount_to_avg_30d",
+    "log_amount_to_balance",
+    "log_balance_idr",
+    "is_weekend",
+    "is_night",
+    "is_foreign_currency",
+    *(f"txn_count_{w}" for w in WINDOWS_S),
+    *(f"log_amount_sum_{w}" for w in WINDOWS_S),
+    "log_seconds_since_prev",
+    "is_new_counterparty",
+    "is_counterparty_internal",
+    "is_interbank",
+    "distance_from_home_km",
+    "is_far_from_home",
+    "account_fraud_reports_30d",
+    "location_fraud_reports_30d",
+    "location_risk_30d",
+    "point_fraud_reports_7d",
+    "point_fraud_reports_30d",
+    "point_risk_30d",
+)
+# The fraud model may use the processing outcome (a blocked transaction is Failed); the status
+# model obviously may not.
+EXTRA_FOR_FRAUD: tuple[str, ...] = ("status",)
+KEYS: tuple[str, ...] = ("transaction_id", "account_id", "transaction_at", "transaction_date", "status", "batch_id")
+
+REQUIRED_SILVER = (
+    "stg_transactions",
+    "stg_accounts",
+    "stg_customers",
+    "stg_fraud_cases",
+    "int_locations_geocoded",
+    "int_exchange_rates",
+)
+
+
+def feature_columns(target: str) -> tuple[list[str], list[str]]:
+    """(numeric, categorical) model inputs for a target (`fraud` or `status`)."""
+    categorical = list(CATEGORICAL) + (list(EXTRA_FOR_FRAUD) if target == "fraud" else [])
+    return list(NUMERIC), categorical
+
+
+def check_silver(wh: Warehouse) -> None:
+    """Raise a one-line error naming the silver relations that are missing."""
+    missing = [name for name in REQUIRED_SILVER if not _relation_exists(wh, "silver", name)]
+    if missing:
+        raise BankpipeError(
+            f"silver is not built yet (missing silver.{', silver.'.join(missing)}): run `bankpipe transform` first"
+        )
+
+
+def _relation_exists(wh: Warehouse, schema: str, name: str) -> bool:
+    # information_schema.tables lists views too (stg_transactions is one).
+    return wh.table_exists(schema, name)
+
+
+# Transactions that bronze holds but dbt has not typed yet (files landed since the last transform),
+# typed with the same rules as silver's base_transactions. Real-time scoring relies on it: a new
+# file must be scored before the next `bankpipe transform`. Kept in a temp table per call, so the
+# (usually empty) tail is worked out once, not once per reference.
+_BRONZE_TAIL = """
+create or replace temp table _ml_tail as
+select * exclude (copy_number) from (
+    select
+        nullif(trim(id), '') as transaction_id,
+        nullif(trim(account_id), '') as account_id,
+        nullif(trim(akun_tujuan), '') as counterparty_account_id,
+        nullif(trim(location_id), '') as location_id,
+        case lower(trim(tipe_transaksi)) when 'transfer' then 'Transfer' when 'payment' then 'Payment'
+            when 'withdrawal' then 'Withdrawal' when 'deposit' then 'Deposit' end as transaction_type,
+        case lower(trim(status)) when 'success' then 'Success' when 'pending' then 'Pending'
+            when 'failed' then 'Failed' end as status,
+        coalesce(upper(nullif(trim(mata_uang), '')), 'IDR') as currency,
+        coalesce(lower(nullif(trim(channel), '')), 'unknown') as channel,
+        try_cast(trim(jumlah_transaksi) as decimal(18, 2)) as amount,
+        cast(try_strptime(trim("date"), '%Y-%m-%d') as date) as transaction_date,
+        try_strptime(trim("date") || ' ' || trim("timestamp"), '%Y-%m-%d %H:%M:%S') as transaction_at,
+        _batch_id as batch_id,
+        _loaded_at as loaded_at,
+        row_number() over (partition by nullif(trim(id), '') order by _loaded_at, _batch_id, _source) as copy_number
+    from bronze.raw_transactions
+    where _loaded_at > (select coalesce(max(loaded_at), '-infinity'::timestamptz) from silver.stg_transactions)
+) as typed
+where copy_number = 1
+  and transaction_id is not null and account_id is not null
+  and amount > 0 and transaction_at is not null
+  and transaction_type is not null and status is not null
+"""
+# A tail record whose id silver already holds is a duplicate id (silver rejects it too).
+_TAIL_DEDUP = """
+delete from _ml_tail
+where transaction_id in (select s.transaction_id from silver.stg_transactions as s semi join _ml_tail as t
+                         on t.transaction_id = s.transaction_id)
+"""
+
+_TXN_COLUMNS = (
+    "transaction_id, account_id, counterparty_account_id, location_id, transaction_type, status, currency,"
+    " channel, amount, transaction_date, transaction_at, batch_id, loaded_at"
+)
+
+
+def prepare_tail(wh: Warehouse) -> int:
+    """Type the bronze tail into the temp table `_ml_tail` (which `transactions_sql()` reads); return its rows."""
+    wh.execute(_BRONZE_TAIL)
+    row = wh.fetchone("select count(*) from _ml_tail")
+    if row and row[0]:
+        wh.execute(_TAIL_DEDUP)
+        row = wh.fetchone("select count(*) from _ml_tail")
+    return int(row[0]) if row else 0
+
+
+def transactions_sql() -> str:
+    """Every known valid transaction: silver.stg_transactions plus the typed bronze tail (`prepare_tail` first)."""
+    return f"select {_TXN_COLUMNS} from silver.stg_transactions\nunion all\nselect {_TXN_COLUMNS} from _ml_tail"
+
+
+def scope_sql() -> str:
+    """`_ml_scope`: the targets' accounts from LOOKBACK before the earliest target up to the latest.
+
+    These are all the rows any target's windows can reach, and nothing later; amounts are priced
+    in IDR at the as-of rate and rounded to cents, as silver does, so window sums are exact decimals
+    (the same digits in a batch of one file and in a backlog of millions).
+    """
+    return f"""
+create or replace temp table _ml_scope as
+with
+rates as (select currency, rate_date, rate from silver.int_exchange_rates),
+scope as (
+    select t.transaction_id, t.account_id, t.currency, t.amount, t.transaction_date,
+           cast(epoch(t.transaction_at) as bigint) as ts, g.transaction_id is not null as is_target
+    from ({transactions_sql()}) as t
+    left join _ml_targets as g on g.transaction_id = t.transaction_id
+    where t.transaction_at >= $1 - interval {LOOKBACK_S} second and t.transaction_at <= $2
+      and t.account_id in (select account_id from _ml_targets)
+)
+select
+    scope.transaction_id, scope.account_id, scope.ts, scope.is_target,
+    case
+        when scope.currency = 'IDR' then scope.amount
+        else cast(round(cast(scope.amount as decimal(24, 10)) * fx_idr.rate / fx_ccy.rate, 2) as decimal(18, 2))
+    end as amount_idr
+from scope
+asof left join rates as fx_ccy
+    on fx_ccy.currency = scope.currency and scope.transaction_date >= fx_ccy.rate_date
+asof left join (select * from rates where currency = 'IDR') as fx_idr
+    on scope.transaction_date >= fx_idr.rate_date
+"""
+
+
+def feature_sql() -> str:
+    """The feature query over the temp tables `_ml_targets` and `_ml_scope` (target bounds `$1`, `$2`)."""
+    night_lo, night_hi = NIGHT_HOURS
+    txn = f"({transactions_sql()})"
+    windows = ",\n        ".join(
+        f"w_{name} as (partition by account_id order by ts range between {seconds} preceding and 1 preceding)"
+        for name, seconds in WINDOWS_S.items()
+    )
+    account_aggs = ",\n        ".join(
+        f"count(*) over w_{w} as txn_count_{w},\n        coalesce(sum(amount_idr) over w_{w}, 0) as amount_sum_{w}"
+        for w in WINDOWS_S
+    )
+    return f"""
+with
+
+-- Frames end 1 s before the transaction: same-second transactions are never "earlier".
+account_windows as (
+    select
+        transaction_id,
+        amount_idr,
+        {account_aggs},
+        ts - max(ts) over w_30d as seconds_since_prev
+    from _ml_scope
+    window
+        {windows}
+    qualify is_target
+),
+
+-- Confirmed fraud counts only from the moment it was reported (the label delay).
+reports as (
+    select f.reported_at, t.account_id, t.location_id, t.channel
+    from (
+        select transaction_id, reported_at from silver.stg_fraud_cases
+        where is_confirmed_fraud and reported_at >= $1 - interval {LOOKBACK_S} second and reported_at < $2
+    ) as f
+    join {txn} as t on t.transaction_id = f.transaction_id
+),
+
+account_reports as (
+    select g.transaction_id, count(*) as n
+    from _ml_targets as g
+    join reports as r
+        on r.account_id = g.account_id
+       and r.reported_at >= g.transaction_at - interval {LOOKBACK_S} second and r.reported_at < g.transaction_at
+    group by g.transaction_id
+),
+
+-- A "point" is a place and channel: the ATMs or EDC terminals of one city.
+place_reports as (
+    select
+        g.transaction_id,
+        count(*) as location_30d,
+        count(*) filter (where r.channel = g.channel) as point_30d,
+        count(*) filter (where r.channel = g.channel and r.reported_at >= g.transaction_at - interval 7 day) as point_7d
+    from _ml_targets as g
+    join reports as r
+        on r.location_id = g.location_id
+       and r.reported_at >= g.transaction_at - interval {LOOKBACK_S} second and r.reported_at < g.transaction_at
+    group by g.transaction_id
+),
+
+-- Traffic at a place over the 30 days before the transaction's day (whole days keep this cheap
+-- for a whole backlog; only earlier days count, so it is still point in time).
+place_days as (
+    select location_id, channel, date_diff('day', date '1970-01-01', transaction_date) as day_no, count(*) as n
+    from {txn}
+    where transaction_date between cast($1 as date) - {LOOKBACK_S // 86_400} and cast($2 as date)
+      and location_id in (select location_id from _ml_targets)
+    group by all
+),
+
+point_traffic as (
+    select location_id, channel, day_no,
+           coalesce(sum(n) over (partition by location_id, channel order by day_no
+                                 range between {LOOKBACK_S // 86_400} preceding and 1 preceding), 0) as point_txn_30d
+    from place_days
+),
+
+location_traffic as (
+    select location_id, day_no,
+           coalesce(sum(n) over (partition by location_id order by day_no
+                                 range between {LOOKBACK_S // 86_400} preceding and 1 preceding), 0) as location_txn_30d
+    from (select location_id, day_no, sum(n) as n from place_days group by all)
+),
+
+-- First payment to a counterparty: no earlier transaction of the pair, over all history.
+pair_first as (
+    select t.account_id, t.counterparty_account_id, min(t.transaction_at) as first_at
+    from {txn} as t
+    semi join (select distinct account_id, counterparty_account_id from _ml_targets) as p
+        on p.account_id = t.account_id and p.counterparty_account_id = t.counterparty_account_id
+    group by all
+),
+
+accounts as (
+    select a.account_id, a.account_type, cast(a.balance_idr as double) as balance_idr, c.segment, c.bank_id,
+           home.latitude as home_latitude, home.longitude as home_longitude
+    from silver.stg_accounts as a
+    left join silver.stg_customers as c on c.customer_id = a.customer_id
+    left join silver.int_locations_geocoded as home on home.location_id = c.location_id
+),
+
+joined as (
+    select
+        g.transaction_id, g.account_id, g.transaction_at, g.transaction_date, g.status, g.batch_id,
+        g.transaction_type, g.channel, g.currency, g.counterparty_account_id,
+        own.account_type, own.balance_idr, own.segment,
+        own.bank_id is not null and cp.bank_id is not null and own.bank_id <> cp.bank_id as is_interbank,
+        cp.account_id is not null as is_counterparty_internal,
+        2 * 6371.0 * asin(sqrt(
+            power(sin(radians(place.latitude - own.home_latitude) / 2), 2)
+            + cos(radians(own.home_latitude)) * cos(radians(place.latitude))
+              * power(sin(radians(place.longitude - own.home_longitude) / 2), 2)
+        )) as distance_from_home_km,
+        aw.* exclude (transaction_id),
+        coalesce(ar.n, 0) as account_fraud_reports_30d,
+        coalesce(pr.location_30d, 0) as location_fraud_reports_30d,
+        coalesce(pr.point_30d, 0) as point_fraud_reports_30d,
+        coalesce(pr.point_7d, 0) as point_fraud_reports_7d,
+        coalesce(lt.location_txn_30d, 0) as location_txn_30d,
+        coalesce(pt.point_txn_30d, 0) as point_txn_30d,
+        pf.first_at
+    from _ml_targets as g
+    join account_windows as aw on aw.transaction_id = g.transaction_id
+    left join account_reports as ar on ar.transaction_id = g.transaction_id
+    left join place_reports as pr on pr.transaction_id = g.transaction_id
+    left join location_traffic as lt
+        on lt.location_id = g.location_id and lt.day_no = date_diff('day', date '1970-01-01', g.transaction_date)
+    left join point_traffic as pt
+        on pt.location_id = g.location_id and pt.channel = g.channel
+       and pt.day_no = date_diff('day', date '1970-01-01', g.transaction_date)
+    left join pair_first as pf
+        on pf.account_id = g.account_id and pf.counterparty_account_id = g.counterparty_account_id
+    left join accounts as own on own.account_id = g.account_id
+    left join accounts as cp on cp.account_id = g.counterparty_account_id
+    left join silver.int_locations_geocoded as place on place.location_id = g.location_id
+)
+
+select
+    transaction_id, account_id, transaction_at, transaction_date, status, batch_id,
+    -- categorical
+    transaction_type, channel, currency,
+    coalesce(segment, 'Unknown') as segment,
+    coalesce(account_type, 'Unknown') as account_type,
+    cast(extract(hour from transaction_at) as varchar) as hour_of_day,
+    cast(isodow(transaction_at) as varchar) as day_of_week,
+    -- numeric (logs tame the heavy-tailed money amounts for a linear model)
+    ln(1 + cast(amount_idr as double)) as log_amount_idr,
+    ln(1 + amount_idr / nullif(amount_sum_30d / nullif(txn_count_30d, 0), 0)) as log_amount_to_avg_30d,
+    ln(1 + amount_idr / nullif(balance_idr, 0)) as log_amount_to_balance,
+    ln(1 + greatest(balance_idr, 0)) as log_balance_idr,
+    cast(isodow(transaction_at) >= 6 as int) as is_weekend,
+    cast(extract(hour from transaction_at) >= {night_lo} and extract(hour from transaction_at) < {night_hi} as int)
+        as is_night,
+    cast(currency <> 'IDR' as int) as is_foreign_currency,
+    {", ".join(f"txn_count_{w}" for w in WINDOWS_S)},
+    {", ".join(f"ln(1 + cast(amount_sum_{w} as double)) as log_amount_sum_{w}" for w in WINDOWS_S)},
+    ln(1 + coalesce(seconds_since_prev, {LOOKBACK_S})) as log_seconds_since_prev,
+    cast(counterparty_account_id is not null and first_at >= transaction_at as int) as is_new_counterparty,
+    cast(is_counterparty_internal as int) as is_counterparty_internal,
+    cast(coalesce(is_interbank, false) as int) as is_interbank,
+    distance_from_home_km,
+    cast(coalesce(distance_from_home_km > {FAR_FROM_HOME_KM}, false) as int) as is_far_from_home,
+    account_fraud_reports_30d,
+    location_fraud_reports_30d,
+    location_fraud_reports_30d / greatest(location_txn_30d, 1) as location_risk_30d,
+    point_fraud_reports_7d,
+    point_fraud_reports_30d,
+    point_fraud_reports_30d / greatest(point_txn_30d, 1) as point_risk_30d
+from joined
+order by transaction_at, transaction_id
+"""
+
+
+def compute(wh: Warehouse, where: str, params: Sequence[Any] | None = None, *, new_only: bool = False) -> pd.DataFrame:
+    """Features of the transactions matching `where` (a predicate over transaction columns), ordered by time.
+
+    `new_only` looks for the targets among the not-yet-transformed bronze tail only (a freshly
+    landed file), which spares a scan of silver; the features themselves are the same.
+    """
+    check_silver(wh)
+    _quiet(wh)
+    prepare_tail(wh)
+    source = "_ml_tail" if new_only else f"({transactions_sql()})"
+    wh.execute(f"create or replace temp table _ml_targets as select * from {source} where {where}", params)
+    try:
+        row = wh.fetchone("select min(transaction_at), max(transaction_at) from _ml_targets")
+        lo, hi = row if row and row[0] is not None else (_EPOCH, _EPOCH)  # no targets: any bound will do
+        bounds = [lo, hi]  # $1, $2 in the SQL
+        wh.execute(scope_sql(), bounds)
+        return fetch_df(wh, feature_sql(), bounds)
+    finally:
+        wh.execute("drop table if exists _ml_scope")
+        wh.execute("drop table if exists _ml_targets")
+        wh.execute("drop table if exists _ml_tail")
+
+
+_EPOCH = datetime(1970, 1, 1)
+
+
+def _quiet(wh: Warehouse) -> None:
+    # DuckDB draws its own progress bar on the terminal for long queries; progress is ours to report.
+    wh.execute("set enable_progress_bar = false")
+
+
+def fetch_df(wh: Warehouse, sql: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
+    """Run a query and return a DataFrame (Arrow-backed transfer, no row-by-row Python)."""
+    con = getattr(wh, "con", None)
+    if con is None or getattr(wh, "dialect", "duckdb") != "duckdb":
+        # The feature SQL is DuckDB's (ASOF joins, QUALIFY, $n parameters); a Snowflake version is
+        # future work. DuckDB's own DataFrame transfer keeps dates and timestamps as datetime64.
+        raise BankpipeError(f"ML features need the DuckDB warehouse (got {type(wh).__name__})")
+    return con.execute(sql, params).df()
+
+
+def fraud_labels_sql() -> str:
+    """Confirmed fraud cases with the time the bank learnt of them."""
+    return "select transaction_id, reported_at from silver.stg_fraud_cases where is_confirmed_fraud"

@@ -1,0 +1,208 @@
+"""The feature SQL on a real DuckDB: exact values on a hand-built case, point-in-time, subset parity."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bankpipe.ml import features
+from bankpipe.warehouse.duckdb import DuckDBWarehouse
+from tests import ml_fixtures as fx
+
+pytestmark = pytest.mark.integration
+
+
+def _txn(
+    tid: str,
+    acc: str,
+    at: str,
+    amount: float,
+    cp: str,
+    loc: str = "LOC-001",
+    channel: str = "mobile",
+    ttype: str = "Transfer",
+    status: str = "Success",
+) -> dict:
+    ts = pd.Timestamp(at)
+    return {
+        "transaction_id": tid,
+        "account_id": acc,
+        "counterparty_account_id": cp,
+        "location_id": loc,
+        "transaction_type": ttype,
+        "status": status,
+        "currency": "IDR",
+        "channel": channel,
+        "amount": amount,
+        "transaction_date": ts.date(),
+        "transaction_at": ts,
+    }
+
+
+HAND = [
+    _txn("T1", "ACC-A", "2025-10-01 10:00:00", 100_000, "ACC-B"),
+    _txn("T2", "ACC-A", "2025-10-01 10:30:00", 200_000, "ACC-B"),
+    _txn("T3", "ACC-A", "2025-10-01 10:30:00", 50_000, "ACC-C"),  # same second as T2
+    _txn("T4", "ACC-A", "2025-10-02 09:00:00", 1_000_000, "ACC-C", loc="LOC-004"),  # Medan, far from Jakarta
+    _txn("T5", "ACC-B", "2025-10-02 12:00:00", 75_000, "ACC-A", channel="atm", ttype="Withdrawal"),
+    _txn("T6", "ACC-B", "2025-10-02 13:00:00", 80_000, "ACC-A"),
+]
+
+
+@pytest.fixture
+def wh(tmp_path: Path) -> Iterator[DuckDBWarehouse]:
+    w = DuckDBWarehouse(tmp_path / "warehouse.duckdb")
+    w.ensure_schemas()
+    fx.create_silver(w)
+    fx.add_accounts(
+        w,
+        [
+            ("ACC-A", "CUST-A", "Savings", 10_000_000, "LOC-001", "BANK-001", "Gold"),
+            ("ACC-B", "CUST-B", "Checking", 5_000_000, "LOC-001", "BANK-002", "Silver"),
+            ("ACC-C", "CUST-C", "Savings", 1_000_000, "LOC-002", "BANK-001", "Standard"),
+        ],
+    )
+    yield w
+    w.close()
+
+
+def _features(wh: DuckDBWarehouse, where: str = "true", params: list | None = None) -> pd.DataFrame:
+    return features.compute(wh, where, params).set_index("transaction_id")
+
+
+def test_windows_count_only_strictly_earlier_transactions(wh: DuckDBWarehouse) -> None:
+    fx.add_transactions(wh, pd.DataFrame(HAND))
+    f = _features(wh)
+    assert f.loc["T1", ["txn_count_1h", "txn_count_1d", "txn_count_30d"]].tolist() == [0, 0, 0]
+    assert f.loc["T2", "txn_count_1h"] == 1  # T1, 30 minutes earlier
+    assert f.loc["T2", "log_amount_sum_1h"] == pytest.approx(math.log1p(100_000))
+    assert f.loc["T3", "txn_count_1h"] == 1  # T2 is in the same second: not earlier
+    assert f.loc["T4", "txn_count_1h"] == 0
+    assert f.loc["T4", "txn_count_1d"] == 3  # T1..T3 within 24 h before
+    assert f.loc["T4", "log_amount_to_avg_30d"] == pytest.approx(math.log1p(1_000_000 / (350_000 / 3)))
+    assert f.loc["T4", "log_seconds_since_prev"] == pytest.approx(math.log1p(22.5 * 3600))
+
+
+def test_first_time_counterparty_and_distance(wh: DuckDBWarehouse) -> None:
+    fx.add_transactions(wh, pd.DataFrame(HAND))
+    f = _features(wh)
+    assert f.loc[["T1", "T2", "T3", "T4"], "is_new_counterparty"].tolist() == [1, 0, 1, 0]
+    assert f.loc["T1", "distance_from_home_km"] == pytest.approx(0.0)
+    assert f.loc["T4", "distance_from_home_km"] > 1_000  # Jakarta → Medan
+    assert f.loc["T4", "is_far_from_home"] == 1
+    assert f.loc["T1", "is_interbank"] == 1 and f.loc["T3", "is_interbank"] == 0
+    assert f.loc["T1", ["segment", "account_type", "hour_of_day", "day_of_week"]].tolist() == [
+        "Gold",
+        "Savings",
+        "10",
+        "3",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("reported_at", "counted_for_t4"),
+    [("2025-10-02 08:59:59", 1), ("2025-10-02 09:00:00", 0), ("2025-10-20 00:00:00", 0)],
+)
+def test_fraud_counts_only_once_reported_before_the_transaction(
+    wh: DuckDBWarehouse, reported_at: str, counted_for_t4: int
+) -> None:
+    fx.add_transactions(wh, pd.DataFrame(HAND))
+    fx.add_reports(wh, pd.DataFrame({"transaction_id": ["T2"], "reported_at": [pd.Timestamp(reported_at)]}))
+    f = _features(wh)
+    assert f.loc["T4", "account_fraud_reports_30d"] == counted_for_t4
+    # T2 happened at LOC-001 on mobile: T5 (atm) and T6 (mobile) there later see it once it is reported.
+    reported_before_t5 = pd.Timestamp(reported_at) < pd.Timestamp("2025-10-02 12:00:00")
+    assert f.loc["T5", "location_fraud_reports_30d"] == int(reported_before_t5)
+    assert f.loc["T5", "point_fraud_reports_30d"] == 0  # other channel
+    assert f.loc["T6", "point_fraud_reports_30d"] == int(reported_before_t5)
+    assert f.loc["T1", "account_fraud_reports_30d"] == 0
+
+
+def test_a_later_transaction_never_changes_earlier_features(wh: DuckDBWarehouse) -> None:
+    fx.add_transactions(wh, pd.DataFrame(HAND[:4]))
+    before = _features(wh)
+    later = [
+        _txn("T9", "ACC-A", "2025-10-02 09:00:01", 9_000_000, "ACC-B"),
+        _txn("T10", "ACC-A", "2025-10-02 09:00:00", 1, "ACC-Z"),
+    ]  # same second as T4: not earlier
+    fx.add_transactions(wh, pd.DataFrame(later), batch_id="silver-2")
+    after = _features(wh).loc[before.index]
+    pd.testing.assert_frame_equal(before.drop(columns="batch_id"), after.drop(columns="batch_id"))
+
+
+def test_subsets_get_exactly_the_features_of_the_whole(wh: DuckDBWarehouse) -> None:
+    w = fx.world(n_accounts=25, days=40, seed=3)
+    fx.build(wh, w)
+    whole = _features(wh)
+    days = sorted(w.transactions["transaction_date"].unique())
+    parts = [_features(wh, "transaction_date = ?", [d]) for d in days[::5]]
+    part = pd.concat(parts)
+    assert len(part) > 100
+    pd.testing.assert_frame_equal(part, whole.loc[part.index], check_exact=True)
+
+
+def test_bronze_tail_is_typed_like_silver(wh: DuckDBWarehouse) -> None:
+    """Files loaded after the last transform are featurised from bronze, with silver's typing rules."""
+    fx.add_transactions(wh, pd.DataFrame(HAND[:2]))
+    records = [
+        {
+            "id": " T3 ",
+            "date": "2025-10-01",
+            "timestamp": "10:30:00",
+            "account_id": "ACC-A",
+            "jumlah_transaksi": "50000.00",
+            "tipe_transaksi": "transfer",
+            "akun_tujuan": "ACC-C",
+            "status": "SUCCESS",
+            "channel": "Mobile",
+            "location_id": "LOC-001",
+        },
+        {
+            "id": "T1",
+            "date": "2025-10-01",
+            "timestamp": "10:00:00",
+            "account_id": "ACC-A",
+            "jumlah_transaksi": "1",
+            "tipe_transaksi": "Transfer",
+            "akun_tujuan": "ACC-B",
+            "status": "Success",
+        },
+        {
+            "id": "BAD",
+            "date": "2025-10-01",
+            "timestamp": "noon",
+            "account_id": "ACC-A",
+            "jumlah_transaksi": "1",
+            "tipe_transaksi": "Transfer",
+            "akun_tujuan": "ACC-B",
+            "status": "Success",
+        },
+    ]
+    for rec in records:
+        wh.execute(
+            "insert into bronze.raw_transaction_records values ('stream-x', now(), 'f.json', 'x', ?)",
+            [json.dumps(rec)],
+        )
+    f = _features(wh, "batch_id = ?", ["stream-x"])
+    assert f.index.tolist() == ["T3"]  # T1 is silver's already, BAD has no valid time
+    assert f.loc["T3", ["transaction_type", "status", "currency", "channel"]].tolist() == [
+        "Transfer",
+        "Success",
+        "IDR",
+        "mobile",
+    ]
+    assert f.loc["T3", "txn_count_1h"] == 1
+
+
+def test_missing_silver_is_one_clear_error(tmp_path: Path) -> None:
+    from bankpipe.errors import BankpipeError
+
+    with DuckDBWarehouse(tmp_path / "empty.duckdb") as w:
+        w.ensure_schemas()
+        with pytest.raises(BankpipeError, match="run `bankpipe transform` first"):
+            features.compute(w, "true")

@@ -131,7 +131,10 @@ def run(
     for name, summary in report.steps:
         console.print(f"[green]✓[/green] {name}: {summary}", highlight=False)
     console.print(f"warehouse: {settings.warehouse_file}", highlight=False)
-    console.print("next: bankpipe status", highlight=False)
+    console.print(
+        "where to look: bankpipe status · bankpipe ml report · bankpipe dashboard (http://127.0.0.1:8501)",
+        highlight=False,
+    )
 
 
 @app.command("transform")
@@ -195,6 +198,16 @@ def ml_report() -> None:
     for line in r.headline:
         console.print(line, highlight=False)
     console.print(f"report: {r.html}", highlight=False)
+
+
+@app.command("dashboard")
+@command
+def dashboard(port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1.")] = 8501) -> None:
+    """Serve the Streamlit dashboard over gold on http://127.0.0.1:PORT (Ctrl-C stops it)."""
+    from bankpipe.dashboard import serve
+
+    console.print(f"dashboard: http://127.0.0.1:{port}  (Ctrl-C to stop)", highlight=False)
+    serve(get_settings(), port)
 
 
 @app.command("status")

@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     fx_retries: int = 3
     mlflow_uri: str | None = None
     log_level: str = "INFO"
+    # Customer names and e-mails on the dashboard are masked unless this is set (a PII-cleared viewer).
+    dashboard_show_pii: bool = False
 
     snowflake_account: str | None = Field(None, validation_alias=AliasChoices("SNOWFLAKE_ACCOUNT"))
     snowflake_user: str | None = Field(None, validation_alias=AliasChoices("SNOWFLAKE_USER"))

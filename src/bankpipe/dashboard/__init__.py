@@ -1,0 +1,135 @@
+"""The Streamlit dashboard over gold (+ ops, rejects, audit) and the model registry; read-only.
+
+`serve(settings, port)` is what `bankpipe dashboard` calls. This module imports neither Streamlit
+nor Plotly, so the CLI stays quick to start when the dashboard is not used.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from bankpipe.errors import BankpipeError
+from bankpipe.settings import Settings
+
+log = logging.getLogger(__name__)
+
+APP = Path(__file__).with_name("app.py")
+HOST = "127.0.0.1"
+DEFAULT_PORT = 8501
+REQUIRED = ("streamlit", "plotly")
+STOP_TIMEOUT_S = 15
+
+
+def child_env(settings: Settings) -> dict[str, str]:
+    """BANKPIPE_* for the Streamlit process, so it reads what these settings point at (absolute paths)."""
+    env = {
+        "BANKPIPE_STATE_DIR": str(settings.state),
+        "BANKPIPE_WAREHOUSE": settings.warehouse,
+        "BANKPIPE_WAREHOUSE_PATH": str(settings.warehouse_file),
+        "BANKPIPE_MLFLOW_URI": settings.mlflow_tracking_uri,
+        "BANKPIPE_LOG_LEVEL": settings.log_level,
+    }
+    if getattr(settings, "dashboard_show_pii", None) is not None:
+        env["BANKPIPE_DASHBOARD_SHOW_PII"] = str(bool(settings.dashboard_show_pii)).lower()  # type: ignore[attr-defined]
+    return env
+
+
+def command(port: int = DEFAULT_PORT) -> list[str]:
+    """The `streamlit run` command line: loopback only, headless, no usage statistics, no file watcher."""
+    return [
+        sys.executable,
+        "-m",
+        "bankpipe.dashboard._launch",  # `streamlit run`, with the page libraries imported up front
+        str(APP),
+        "--server.address",
+        HOST,
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--server.fileWatcherType",
+        "none",
+        "--server.runOnSave",
+        "false",
+        "--browser.gatherUsageStats",
+        "false",
+        "--browser.serverAddress",
+        HOST,
+        "--client.toolbarMode",
+        "viewer",
+        "--theme.base",
+        "light",
+    ]
+
+
+def _check_installed() -> None:
+    missing = [name for name in REQUIRED if importlib.util.find_spec(name) is None]
+    if missing:
+        raise BankpipeError(f"the dashboard needs {', '.join(missing)}: pip install streamlit plotly")
+
+
+def _check_port(port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((HOST, port))
+        except OSError as exc:
+            raise BankpipeError(
+                f"port {port} on {HOST} is in use ({exc.strerror}); choose another with --port"
+            ) from None
+
+
+def _forward_signals(proc: subprocess.Popen[bytes]) -> Callable[[], None]:
+    """Pass SIGTERM and SIGHUP on to Streamlit; return a function that restores the old handlers.
+
+    Without this, a supervisor stopping `bankpipe dashboard` (systemd, Airflow, a test) would end
+    this process and leave the Streamlit server running as an orphan.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None  # signal handlers can only be set there
+
+    def forward(signum: int, _frame: object) -> None:
+        proc.send_signal(signum)  # Streamlit shuts down; proc.wait() in serve() then returns
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGHUP)}
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    return restore
+
+
+def serve(settings: Settings, port: int = DEFAULT_PORT) -> None:
+    """Run the dashboard on http://127.0.0.1:<port> until interrupted (blocks; Ctrl-C stops it)."""
+    _check_installed()
+    _check_port(port)
+    env = {**os.environ, **child_env(settings)}
+    log.info("dashboard on http://%s:%d (warehouse %s)", HOST, port, settings.warehouse_file)
+    proc = subprocess.Popen(command(port), env=env)
+    restore = _forward_signals(proc)
+    try:
+        code = proc.wait()
+    except KeyboardInterrupt:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        return
+    finally:
+        restore()
+    if code not in (0, -signal.SIGTERM, -signal.SIGINT, -signal.SIGHUP):
+        raise BankpipeError(f"the dashboard (streamlit) exited with code {code}; see its output above")
+
+
+__all__ = ["APP", "DEFAULT_PORT", "HOST", "child_env", "command", "serve"]

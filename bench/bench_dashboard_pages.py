@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import time
 import sys
+import time
 from pathlib import Path
 
 # The browser helpers live with the dashboard tests; run from anywhere.

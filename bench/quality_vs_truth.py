@@ -47,7 +47,9 @@ def main() -> None:
         """select count(distinct record_key),
                   count(distinct record_key) filter (where record_key not in (
                       select record_id from defects where defect in ('missing_field', 'malformed_value')))
-           from wh.silver.rejected_records where entity = 'transaction'"""
+           from wh.silver.rejected_records
+           -- '<missing>' is the key of records without an id, counted against the planted ones above
+           where entity = 'transaction' and record_key <> '<missing>'"""
     ).fetchone()
     print(
         f"\nRejected transaction keys: {total_rej}; not planted as defective: {false_rej} "

@@ -103,18 +103,7 @@ def _transform(r: Any) -> str:
 def _train(settings: Settings) -> str:
     from bankpipe.ml import train
 
-    said = []
-    for target in ("fraud", "status"):
-        try:
-            result = train.ensure_champion(settings, target)
-        except train.NotEnoughData as exc:
-            # A small dataset (the seed's sample files span two days) still runs end to end; the
-            # model waits for history, and scoring says there is no champion yet.
-            log.warning("%s", exc)
-            said.append(f"{target}: skipped ({exc})")
-            continue
-        said.append(f"{target}: trained" if result is not None else f"{target}: champion already registered")
-    return "; ".join(said)
+    return "; ".join(train.ensure_champions(settings))
 
 
 def _monitor(r: Any) -> str:

@@ -20,6 +20,7 @@ EXPECTED_SCHEDULES = {
     "02_ingest_stream_data": "*/5 * * * *",
     "05_ingest_api_kurs": "30 0 * * *",
     "03_transform_dbt": "asset",
+    "04_ml_train_score": "gold",
 }
 # task id → the asset (name) it updates
 EXPECTED_OUTLETS = {
@@ -37,7 +38,6 @@ def test_no_import_errors(dagbag: Any) -> None:
 
 
 def test_expected_dag_ids(dagbag: Any) -> None:
-    # 04_ml_train_score joins when bankpipe.ml exists (issue 5).
     assert set(dagbag.dag_ids) == set(EXPECTED_SCHEDULES), f"DAG ids: {sorted(dagbag.dag_ids)}"
 
 
@@ -64,7 +64,10 @@ def test_dag_hygiene(dagbag: Any, dag_id: str) -> None:
 @pytest.mark.parametrize(("dag_id", "expected"), sorted(EXPECTED_SCHEDULES.items()))
 def test_schedules(dagbag: Any, dag_id: str, expected: str) -> None:
     dag = dagbag.dags[dag_id]
-    if expected == "asset":
+    if expected == "gold":
+        names = {a.name for _, a in dag.timetable.asset_condition.iter_assets()}
+        assert names == {"bankpipe.gold"}, f"{dag_id} waits for {sorted(names)}"
+    elif expected == "asset":
         names = {a.name for _, a in dag.timetable.asset_condition.iter_assets()}
         want = {"bankpipe.bronze.master_data", "bankpipe.bronze.raw_transactions", "bankpipe.bronze.raw_exchange_rates"}
         assert names == want, f"{dag_id} waits for {sorted(names)}"

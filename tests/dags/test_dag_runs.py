@@ -225,3 +225,22 @@ def test_chain_ingest_to_transform(dagbag: Any, env: Settings, seed_dir: Path) -
     assert scalar(env, "select count(*) from gold.fact_transaction_enriched where amount_usd is null") == 0
     assert scalar(env, "select count(*) from gold.dim_customers") >= seed_counts(seed_dir)["raw_customers"]
     assert rows(env, "select status from ops.run_log where step = 'transform'") == [("success",)]
+
+
+def test_ml_dag_trains_scores_and_monitors(dagbag: Any, env: Settings) -> None:
+    """04 on a silver layer with enough history: champions registered, every transaction scored."""
+    from bankpipe.warehouse import connect
+    from tests import ml_fixtures
+
+    world = ml_fixtures.world(n_accounts=60, days=60, seed=11)
+    with connect(env) as wh:
+        ml_fixtures.build(wh, world)
+    states = run(dagbag, "04_ml_train_score", run_conf={"mode": "auto"})
+    assert states == {"train": "success", "score": "success", "monitor": "success"}
+    transactions = scalar(env, "select count(*) from silver.stg_transactions")
+    by_model = dict(rows(env, "select model_name, count(*) from gold.ml_transaction_scores group by 1"))
+    assert by_model == {"bankpipe-fraud": transactions, "bankpipe-status": transactions}, by_model
+    assert scalar(env, "select count(*) from gold.ml_model_metrics") > 0
+    # A second run finds champions and nothing unscored: no retrain, no new scores.
+    run(dagbag, "04_ml_train_score", run_after=MONDAY_RUN + timedelta(days=1), run_conf={"mode": "auto"})
+    assert scalar(env, "select count(*) from gold.ml_transaction_scores") == 2 * transactions

@@ -479,6 +479,24 @@ def _run_dir(settings: Settings, target: str) -> Path:
     return path
 
 
+def ensure_champions(settings: Settings, *, retrain: bool = False) -> list[str]:
+    """Fraud and status: train when there is no champion (or always, with `retrain`); one line per target.
+
+    Too little history is not a failure here: a small dataset (the seed's sample files span two days)
+    still runs end to end, the model waits for history and scoring says there is no champion yet.
+    """
+    said = []
+    for target in ("fraud", "status"):
+        try:
+            result = run(settings, target) if retrain else ensure_champion(settings, target)
+        except NotEnoughData as exc:
+            log.warning("%s", exc)
+            said.append(f"{target}: skipped ({exc})")
+            continue
+        said.append(f"{target}: trained" if result is not None else f"{target}: champion already registered")
+    return said
+
+
 def ensure_champion(settings: Settings, target: str = "fraud", config: TrainConfig | None = None) -> TrainResult | None:
     """Train only when the target has no champion yet (what `bankpipe run` needs); None when it has one."""
     if registry.champion(settings, target) is not None:

@@ -119,18 +119,28 @@ def _duckdb_output(settings: Settings) -> dict[str, Any]:
 def _snowflake_output(settings: Settings) -> dict[str, Any]:
     # Secrets stay out of the file: dbt reads them from the environment at run time (env_var),
     # which _secret_env() fills from Settings for the duration of the run.
-    return {
+    out: dict[str, Any] = {
         "type": "snowflake",
         "account": "{{ env_var('SNOWFLAKE_ACCOUNT') }}",
         "user": "{{ env_var('SNOWFLAKE_USER') }}",
-        "password": "{{ env_var('SNOWFLAKE_PASSWORD') }}",
         "role": settings.snowflake_role,
         "warehouse": settings.snowflake_warehouse,
         "database": settings.snowflake_database,
         "schema": "PUBLIC",
         "threads": 8,
         "client_session_keep_alive": False,
+        # Fail in seconds, not after the connector's minutes of retries, when Snowflake is unreachable.
+        "connect_timeout": 30,
+        "connect_retries": 1,
     }
+    if settings.snowflake_private_key_path is not None:
+        # Key-pair login (service users): the key file's path is not a secret, its passphrase is.
+        out["private_key_path"] = str(settings.snowflake_private_key_path)
+        if settings.snowflake_private_key_passphrase is not None:
+            out["private_key_passphrase"] = "{{ env_var('SNOWFLAKE_PRIVATE_KEY_PASSPHRASE') }}"
+    else:
+        out["password"] = "{{ env_var('SNOWFLAKE_PASSWORD') }}"
+    return out
 
 
 _OUTPUTS = {"duckdb": _duckdb_output, "snowflake": _snowflake_output}
@@ -159,17 +169,20 @@ def _secret_env(settings: Settings) -> Iterator[None]:
     """Expose the secrets profiles.yml names via env_var() while dbt runs, then restore the env."""
     wanted: dict[str, str] = {}
     if settings.warehouse == "snowflake":
-        for name, value in (
-            ("SNOWFLAKE_ACCOUNT", settings.snowflake_account),
-            ("SNOWFLAKE_USER", settings.snowflake_user),
-            (
-                "SNOWFLAKE_PASSWORD",
-                settings.snowflake_password.get_secret_value() if settings.snowflake_password else None,
-            ),
-        ):
+        key_pair = settings.snowflake_private_key_path is not None
+        required = [("SNOWFLAKE_ACCOUNT", settings.snowflake_account), ("SNOWFLAKE_USER", settings.snowflake_user)]
+        if not key_pair:
+            secret = settings.snowflake_password
+            required.append(("SNOWFLAKE_PASSWORD", secret.get_secret_value() if secret else None))
+        for name, value in required:
             if not value:
-                raise BankpipeError(f"{name} is not set (needed for BANKPIPE_WAREHOUSE=snowflake)")
+                raise BankpipeError(
+                    f"{name} is not set (needed for BANKPIPE_WAREHOUSE=snowflake"
+                    f"{'' if key_pair else ', or set SNOWFLAKE_PRIVATE_KEY_PATH for key-pair login'})"
+                )
             wanted[name] = value
+        if key_pair and settings.snowflake_private_key_passphrase is not None:
+            wanted["SNOWFLAKE_PRIVATE_KEY_PASSPHRASE"] = settings.snowflake_private_key_passphrase.get_secret_value()
     saved = {name: os.environ.get(name) for name in wanted}
     os.environ.update(wanted)
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -59,3 +60,37 @@ def test_secrets_do_not_appear_in_repr(monkeypatch):
 )
 def test_redact_masks_passwords(raw, shown):
     assert redact(raw) == shown
+
+
+def test_snowflake_profile_uses_key_pair_when_a_key_is_set(tmp_path, monkeypatch):
+    """Key-pair login: no password in the profile or required; the passphrase only via env_var()."""
+    from bankpipe import transform
+
+    monkeypatch.delenv("SNOWFLAKE_PASSWORD", raising=False)
+    monkeypatch.setenv("SNOWFLAKE_ACCOUNT", "xy123")
+    monkeypatch.setenv("SNOWFLAKE_USER", "LOADER")
+    monkeypatch.setenv("SNOWFLAKE_PRIVATE_KEY_PATH", str(tmp_path / "rsa_key.p8"))
+    monkeypatch.setenv("SNOWFLAKE_PRIVATE_KEY_PASSPHRASE", "open-sesame")
+    s = Settings(state_dir=tmp_path, warehouse="snowflake")
+    out = transform.profiles(s)["bankpipe"]["outputs"]["snowflake"]
+    assert "password" not in out and out["private_key_path"] == str(tmp_path / "rsa_key.p8")
+    assert out["private_key_passphrase"] == "{{ env_var('SNOWFLAKE_PRIVATE_KEY_PASSPHRASE') }}"
+    assert "open-sesame" not in repr(out)
+    with transform._secret_env(s):  # no password needed; the passphrase is exposed only meanwhile
+        assert os.environ["SNOWFLAKE_PRIVATE_KEY_PASSPHRASE"] == "open-sesame"
+
+
+def test_snowflake_without_password_or_key_is_one_clear_error(tmp_path, monkeypatch):
+    from bankpipe import transform
+    from bankpipe.errors import BankpipeError
+
+    for var in ("SNOWFLAKE_PASSWORD", "SNOWFLAKE_PRIVATE_KEY_PATH"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("SNOWFLAKE_ACCOUNT", "xy123")
+    monkeypatch.setenv("SNOWFLAKE_USER", "LOADER")
+    s = Settings(state_dir=tmp_path, warehouse="snowflake")
+    with (
+        pytest.raises(BankpipeError, match=r"SNOWFLAKE_PASSWORD is not set.*SNOWFLAKE_PRIVATE_KEY_PATH"),
+        transform._secret_env(s),
+    ):
+        pass

@@ -30,11 +30,16 @@ LOCATIONS = pd.DataFrame(
 )
 
 DDL = [
-    """create or replace table silver.stg_transactions (
+    # As in dbt: base_transactions holds every typed row (rejected ones with their rule), and
+    # stg_transactions is a view of the valid ones.
+    """create or replace table silver.base_transactions (
         transaction_id varchar, account_id varchar, counterparty_account_id varchar, location_id varchar,
         transaction_type varchar, status varchar, currency varchar, channel varchar, amount decimal(18, 2),
-        is_orphan boolean, is_counterparty_internal boolean, transaction_date date, transaction_at timestamp,
+        transaction_date date, transaction_at timestamp, rejection_rule varchar,
         batch_id varchar, loaded_at timestamptz, source_name varchar)""",
+    """create or replace view silver.stg_transactions as
+        select * exclude (rejection_rule), false as is_orphan, true as is_counterparty_internal
+        from silver.base_transactions where rejection_rule is null""",
     """create or replace table silver.stg_accounts (
         account_id varchar, customer_id varchar, account_type varchar, balance_idr decimal(18, 2),
         created_at timestamptz, updated_at timestamptz, batch_id varchar, loaded_at timestamptz)""",
@@ -112,12 +117,12 @@ def add_accounts(wh: Warehouse, rows: list[tuple[str, str, str, float, str, str,
 def add_transactions(
     wh: Warehouse, df: pd.DataFrame, batch_id: str = "silver-1", loaded_at: datetime = LOADED_AT
 ) -> None:
-    """Append transactions (TXN_COLUMNS) to silver.stg_transactions."""
+    """Append valid transactions (TXN_COLUMNS) to silver.base_transactions (seen through stg_transactions)."""
     frame = df[TXN_COLUMNS].assign(batch_id=batch_id, loaded_at=loaded_at)
     wh.con.register("_txn", frame)  # type: ignore[attr-defined]
     wh.execute(
-        f"""insert into silver.stg_transactions
-            select {", ".join(TXN_COLUMNS[:-2])}, false, true, transaction_date, transaction_at, batch_id,
+        f"""insert into silver.base_transactions
+            select {", ".join(TXN_COLUMNS[:-2])}, transaction_date, transaction_at, null, batch_id,
                    loaded_at, 'test' from _txn"""
     )
     wh.con.unregister("_txn")  # type: ignore[attr-defined]

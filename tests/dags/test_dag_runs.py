@@ -244,3 +244,47 @@ def test_ml_dag_trains_scores_and_monitors(dagbag: Any, env: Settings) -> None:
     # A second run finds champions and nothing unscored: no retrain, no new scores.
     run(dagbag, "04_ml_train_score", run_after=MONDAY_RUN + timedelta(days=1), run_conf={"mode": "auto"})
     assert scalar(env, "select count(*) from gold.ml_transaction_scores") == 2 * transactions
+
+
+def test_chain_ingest_transform_score_on_generated_data(
+    dagbag: Any, settings: Settings, airflow_db: float, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The whole chain in one test: 01 → 02 → 05 → 03 → 04 on 70 days of generated data, models trained."""
+    from bankpipe.generate import FraudConfig, GenerateConfig, generate
+
+    monkeypatch.setenv("BANKPIPE_FX_API_URL", f"http://127.0.0.1:{closed_port()}/v1")
+    monkeypatch.setenv("BANKPIPE_FX_RETRIES", "1")
+    monkeypatch.delenv("AIRFLOW_CONN_BANKPIPE_SOURCE", raising=False)
+    get_settings.cache_clear()
+    s = get_settings()
+    out = tmp_path / "generated"
+    generate(
+        GenerateConfig(
+            customers=150,
+            transactions=8_000,
+            days=70,
+            seed=3,
+            out=out,
+            stream_out=s.transactions_landing,
+            fraud=FraudConfig(rate=0.02),
+        )
+    )
+    with source_connect(s) as conn:
+        load_files(conn, out / "batch_source")
+
+    run(dagbag, "01_ingest_batch_data", run_after=MONDAY_RUN)
+    run(dagbag, "02_ingest_stream_data")
+    run(dagbag, "05_ingest_api_kurs")
+    assert run(dagbag, "03_transform_dbt") == {"dbt_build": "success"}
+    assert run(dagbag, "04_ml_train_score", run_conf={"mode": "auto"}) == {
+        "train": "success",
+        "score": "success",
+        "monitor": "success",
+    }
+    valid = scalar(s, "select count(*) from silver.stg_transactions")
+    assert valid > 7_000, valid
+    scored = dict(rows(s, "select model_name, count(*) from gold.ml_transaction_scores group by 1"))
+    assert scored == {"bankpipe-fraud": valid, "bankpipe-status": valid}, scored
+    assert scalar(s, "select count(*) from gold.fraud_alerts") > 0
+    steps = {step for (step,) in rows(s, "select distinct step from ops.run_log where status = 'success'")}
+    assert {"ingest.stream", "transform"} <= steps, steps

@@ -35,11 +35,7 @@ renamed as (
         coalesce(_updated_at, _loaded_at) as updated_at,
 
         ---------- lineage
-        _batch_id as batch_id,
-        _loaded_at as loaded_at,
-        _source as source_name,
-        {{ bankpipe.json_object_text(fields) }} as raw_record,
-        {{ bankpipe.record_hash(fields + ['_is_deleted', '_updated_at']) }} as record_hash
+        {{ bankpipe.master_lineage(fields) }}
 
     from source
 

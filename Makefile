@@ -32,6 +32,7 @@ lint: install-test
 bench: install-test
 	$(BIN)/python bench/bench_generate.py
 	$(BIN)/python bench/bench_ingest.py
+	$(BIN)/python bench/bench_transform.py
 
 AIRFLOW_PORT  ?= 8080
 AIRFLOW_STATE := $(abspath $(or $(BANKPIPE_STATE_DIR),.bankpipe))

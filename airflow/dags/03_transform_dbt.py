@@ -6,9 +6,11 @@ exchange rates) have new events since the last run — in practice daily after t
 loads. The Airflow Variable `bankpipe_transform_trigger=any` makes it run after every update instead.
 
 One task, `dbt_build`, calls `bankpipe.transform.run` (the same function as `bankpipe transform`):
-seeds, models, snapshots, data tests and unit tests in one `dbt build`, with the profile made from
-Settings. Why not one task per model (astronomer-cosmos): see docs/deploy.md. A failing test fails
-the task with a line naming the test and its first failing rows. Updates the asset `bankpipe.gold`.
+one `dbt build` of what the new bronze data reaches (models, snapshots, data tests; everything on
+the first run or after a change to the dbt project), with the profile made from Settings; with
+nothing new in bronze it does nothing. dbt unit tests run in CI, not here. Why not one task per
+model (astronomer-cosmos): see docs/deploy.md. A failing test fails the task with a line naming the
+test and its first failing rows. Updates the asset `bankpipe.gold`.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ def transform_dbt() -> None:
 
     @task(outlets=[GOLD])
     def dbt_build() -> dict[str, Any]:
-        """`dbt build` of silver and gold, tests included."""
+        """`dbt build` of what new bronze data reaches in silver and gold, data tests included."""
         from bankpipe import transform
 
         return digest(transform.run(settings()))

@@ -101,5 +101,22 @@
 {#- The incremental watermark: the latest `loaded_at` already in this model, or the distant past
     when the model is empty (a first build on an empty bronze must not stall later runs). -#}
 {% macro loaded_watermark() -%}
+    {{ return(adapter.dispatch('loaded_watermark', 'bankpipe')()) }}
+{%- endmacro %}
+
+{% macro default__loaded_watermark() -%}
     (select coalesce(max(loaded_at), cast('1900-01-01 00:00:00' as {{ dbt.type_timestamp() }})) from {{ this }})
+{%- endmacro %}
+
+{#- DuckDB: the watermark as a constant, read just before the model runs. DuckDB does not push a
+    scalar subquery into a scan, and on the stg_transactions view it would filter only after the
+    view's joins of every row: 6 s instead of 0.3 s for a +1 % run at 5 M rows. -#}
+{% macro duckdb__loaded_watermark() -%}
+    {#- in a dbt unit test `this` is a fixture CTE (`__dbt__cte__…`), not a table one can query -#}
+    {%- if execute and is_incremental() and not (this | string).startswith('__dbt__cte__') -%}
+        {%- set found = run_query('select cast(max(loaded_at) as varchar) from ' ~ this).columns[0].values()[0] -%}
+        cast('{{ found or "1900-01-01 00:00:00+00" }}' as timestamp with time zone)
+    {%- else -%}
+        {{ bankpipe.default__loaded_watermark() }}
+    {%- endif -%}
 {%- endmacro %}

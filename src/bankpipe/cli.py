@@ -144,16 +144,24 @@ def transform(
     full_refresh: Annotated[
         bool, typer.Option("--full-refresh", help="Rebuild incremental models from bronze.")
     ] = False,
+    unit_tests: Annotated[
+        bool,
+        typer.Option("--unit-tests", help="Build everything and run the dbt unit tests too (development and CI)."),
+    ] = False,
+    everything: Annotated[
+        bool, typer.Option("--all", help="Build every model, not only what new bronze data reaches.")
+    ] = False,
 ) -> None:
-    """dbt build of silver and gold (models, tests, unit tests)."""
+    """dbt build of what new bronze data reaches in silver and gold, with its data tests."""
     from bankpipe import transform as tf
 
-    r = tf.run(get_settings(), select=select, full_refresh=full_refresh)
-    console.print(
-        f"transform ok in {r.seconds:.0f}s: {r.count('model', 'success')} models, "
-        f"{r.count('test', 'pass')} tests, {r.count('unit_test', 'pass')} unit tests",
-        highlight=False,
-    )
+    r = tf.run(get_settings(), select=select, full_refresh=full_refresh, unit_tests=unit_tests, everything=everything)
+    if not r.nodes:
+        console.print("transform ok: nothing to build", highlight=False)
+        return
+    units = f", {r.count('unit_test', 'pass')} unit tests" if unit_tests else ""
+    models, tests = r.count("model", "success"), r.count("test", "pass")
+    console.print(f"transform ok in {r.seconds:.0f}s: {models} models, {tests} tests{units}", highlight=False)
 
 
 @app.command("docs")

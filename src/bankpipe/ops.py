@@ -62,7 +62,7 @@ def step(wh: Warehouse, name: str, run_id: str | None = None) -> Iterator[StepRu
 
 # Freshness is judged per source from what bronze holds, not from the run log: a run that loaded
 # nothing new does not make the data fresher.
-_SOURCES = {
+SOURCE_TABLES: dict[str, list[str]] = {
     "postgres": ["raw_locations", "raw_banks", "raw_customers", "raw_accounts", "raw_fraud_cases"],
     "stream": ["raw_transactions"],
     "fx": ["raw_exchange_rates"],
@@ -79,7 +79,7 @@ def status(wh: Warehouse) -> dict[str, Any]:
     for schema, name in tables:
         counts[f"{schema}.{name}"] = wh.fetchone(f'select count(*) from {schema}."{name}"')[0]
     sources = {}
-    for source, names in _SOURCES.items():
+    for source, names in SOURCE_TABLES.items():
         last = [wh.fetchone(f"select max(_loaded_at) from bronze.{n}")[0] for n in names]
         last = [t for t in last if t is not None]
         latest = max(last) if last else None

@@ -97,7 +97,11 @@ def _fx(r: Any) -> str:
 
 
 def _transform(r: Any) -> str:
-    return f"{r.count('model', 'success')} models, {r.count('test', 'pass')} tests passed in {r.seconds:.0f}s"
+    if not r.nodes:
+        return f"{r.scope}: nothing to build"
+    return (
+        f"{r.count('model', 'success')} models, {r.count('test', 'pass')} tests passed in {r.seconds:.0f}s ({r.scope})"
+    )
 
 
 def _train(settings: Settings) -> str:

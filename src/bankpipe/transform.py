@@ -6,6 +6,8 @@ partial-parse cache) and logs/ all live under `<state>/dbt/`. No SQL lives here;
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import time
@@ -17,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from bankpipe import ops
+from bankpipe import __version__, ops
 from bankpipe.errors import BankpipeError
 from bankpipe.settings import Settings
 
@@ -53,6 +55,7 @@ class TransformResult:
     success: bool
     seconds: float
     nodes: list[NodeResult] = field(default_factory=list)
+    scope: str = "everything"  # why this build built what it built (see plan())
 
     def count(self, resource_type: str, status: str | None = None) -> int:
         """Nodes of a type (`model`, `test`, `unit_test`, `seed`), optionally with a given status."""
@@ -74,6 +77,7 @@ class TransformResult:
             by_status[key] = by_status.get(key, 0) + 1
         return {
             "seconds": round(self.seconds, 2),
+            "scope": self.scope,
             "nodes": by_status,
             "failed": [n.name for n in self.failed],
             "warned": [n.name for n in self.warned],
@@ -329,6 +333,112 @@ def _failure_line(settings: Settings, result: TransformResult) -> str:
     return f"dbt build failed: {len(parts)} node(s) — " + " | ".join(parts) + tail
 
 
+# --- what to build -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What one transform builds, and why."""
+
+    select: list[str] | None  # dbt --select; None builds everything
+    reason: str
+    marks: dict[str, str] | None = None  # bronze as this build found it (recorded when it succeeds)
+    project: str | None = None
+    # Test only the transactions this build adds (dbt/macros/tests/test_window.sql): when new
+    # stream files are all that changed. New master data or rates can change earlier rows too.
+    test_window: bool = False
+
+    @property
+    def nothing_to_do(self) -> bool:
+        return self.select == []
+
+
+def project_fingerprint() -> str:
+    """SHA-256 of the dbt project's files and bankpipe's version: when it changes, everything is rebuilt."""
+    root = project_dir()
+    digest = hashlib.sha256(__version__.encode())
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        rel = path.relative_to(root).as_posix()
+        if rel.split("/", 1)[0] in {"target", "logs", "dbt_packages"} or path.name.startswith("."):
+            continue
+        digest.update(rel.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def bronze_marks(wh: Any) -> dict[str, str]:
+    """Rows and latest `_loaded_at` of each bronze source table: the bronze a build consumes."""
+    tables = [t for names in ops.SOURCE_TABLES.values() for t in names]
+    sql = " union all ".join(f"select '{t}', count(*), max(_loaded_at) from bronze.{t}" for t in tables)
+    return {str(name): f"{n}@{latest}" for name, n, latest in wh.fetchall(sql)}
+
+
+def _last_build(wh: Any) -> tuple[str | None, dict[str, str] | None]:
+    """Project fingerprint and bronze marks of the last successful whole (unselected) build."""
+    rows = wh.fetchall(
+        "select details from ops.run_log where step = 'transform' and status = 'success'"
+        " order by started_at desc limit 50"
+    )
+    for (details,) in rows:
+        found = json.loads(details) if isinstance(details, str) else details
+        if isinstance(found, dict) and found.get("bronze_marks"):
+            return found.get("project"), found["bronze_marks"]
+    return None, None
+
+
+def plan(settings: Settings, select: list[str] | None = None, *, everything: bool = False) -> Scope:
+    """Choose what to build: what the new bronze data reaches, unless told otherwise.
+
+    A source table with the same row count and latest `_loaded_at` as at the last successful build
+    has nothing new, so the models that only it feeds (and their tests) are up to date; dbt builds
+    `source:bronze.<table>+` for each table that changed. The first build, `everything` (full
+    refresh, unit tests, `--all`) and any change to the dbt project or to bankpipe's version build
+    everything. The marks live in ops.run_log, in the warehouse itself, so every Airflow worker
+    sees the same ones.
+    """
+    from bankpipe.warehouse import connect
+
+    if select:
+        return Scope(list(select), "as selected")
+    project = project_fingerprint()
+    # Also creates bronze/ops on a new DuckDB file, so the sources exist before the first ingestion.
+    with connect(settings) as wh:
+        marks = bronze_marks(wh)
+        last_project, last_marks = _last_build(wh)
+    if everything:
+        return Scope(None, "everything, as asked", marks, project)
+    if last_marks is None:
+        return Scope(None, "first build", marks, project)
+    if last_project != project:
+        return Scope(None, "the dbt project or bankpipe changed since the last build", marks, project)
+    changed = sorted(t for t in marks if marks[t] != last_marks.get(t))
+    if not changed:
+        return Scope([], "nothing new in bronze since the last build", marks, project)
+    return Scope(
+        [f"source:bronze.{t}+" for t in changed],
+        f"new data in bronze.{', bronze.'.join(changed)}",
+        marks,
+        project,
+        test_window=changed == ["raw_transactions"],
+    )
+
+
+_WINDOW = "audit.test_window"
+
+
+def _set_test_window(settings: Settings, on: bool) -> bool:
+    """Record the transactions' watermark in audit.test_window (on), or drop it (off); return whether it is set."""
+    from bankpipe.warehouse import connect
+
+    with connect(settings) as wh:
+        wh.execute("create schema if not exists audit")
+        if on and wh.table_exists("silver", "base_transactions"):
+            watermark = "select max(loaded_at) as tested_since from silver.base_transactions"
+            wh.execute(f"create or replace table {_WINDOW} as {watermark}")
+            return True
+        wh.execute(f"drop table if exists {_WINDOW}")
+        return False
+
+
 class _RunLogWarehouse:
     """A warehouse that connects per statement, so no bankpipe connection is open while dbt runs.
 
@@ -346,32 +456,61 @@ class _RunLogWarehouse:
             wh.execute(sql, params)
 
 
-def run(settings: Settings, select: list[str] | None = None, full_refresh: bool = False) -> TransformResult:
-    """Run `dbt build` (seeds, models, snapshots, tests, unit tests) and log the step in ops.run_log.
+def run(
+    settings: Settings,
+    select: list[str] | None = None,
+    full_refresh: bool = False,
+    unit_tests: bool = False,
+    everything: bool = False,
+) -> TransformResult:
+    """Run `dbt build` (seeds, models, snapshots, data tests) of what new bronze data reaches; log it in ops.run_log.
 
-    Raises BankpipeError naming the failing models and tests (and the numbers of a failed
-    reconciliation) when the build fails.
+    `plan()` chooses the scope; with nothing new in bronze no dbt runs at all. dbt unit tests run
+    only with `unit_tests=True` (which builds everything): their inputs are static fixtures, so
+    they check the SQL, not the data — dbt's advice is to run them in development and CI, not on
+    every production build (`make test` runs them). Raises BankpipeError naming the failing models
+    and tests (and the numbers of a failed reconciliation) when the build fails.
     """
+    scope = plan(settings, select, everything=everything or full_refresh or unit_tests)
     args = ["build"]
-    if select:
-        args += ["--select", *select]
+    if scope.select:
+        args += ["--select", *scope.select]
     if full_refresh:
         args.append("--full-refresh")
-    if settings.warehouse == "duckdb":
-        # Creates bronze/ops so that sources exist even before the first ingestion.
-        from bankpipe.warehouse import connect
-
-        connect(settings).close()
+    if not unit_tests:
+        args += ["--exclude-resource-type", "unit_test"]
+    if scope.nothing_to_do:
+        log.info("transform: %s; nothing to build (--all builds anyway)", scope.reason)
+    else:
+        log.info("transform: %s — building %s", scope.reason, " ".join(scope.select or []) or "everything")
     with ops.step(_RunLogWarehouse(settings), "transform") as step:  # type: ignore[arg-type]
         started = time.monotonic()
-        res = invoke(settings, args)
+        nodes: list[NodeResult] = []
+        success = windowed = True
+        if not scope.nothing_to_do:
+            windowed = _set_test_window(settings, scope.test_window)
+            try:
+                res = invoke(settings, args)
+            finally:
+                if windowed:  # a later build, or dbt run by hand, tests every row again
+                    _set_test_window(settings, False)
+            nodes, success = _node_results(res), bool(res.success)
         result = TransformResult(
-            run_id=step.run_id, success=bool(res.success), seconds=time.monotonic() - started, nodes=_node_results(res)
+            run_id=step.run_id, success=success, seconds=time.monotonic() - started, nodes=nodes, scope=scope.reason
         )
-        step.details = result.summary() | {"select": select or [], "full_refresh": full_refresh}
+        step.details = result.summary() | {
+            "tests": "rows added by this build" if scope.test_window and windowed else "all rows",
+            "select": select or [],
+            "full_refresh": full_refresh,
+            "unit_tests": unit_tests,
+            "project": scope.project,
+            "bronze_marks": scope.marks,
+        }
         step.rows_out = result.count("model", "success")
         if not result.success:
             raise BankpipeError(_failure_line(settings, result))
+    if scope.nothing_to_do:
+        return result
     log.info(
         "transform done in %.1fs: %d models, %d tests, %d unit tests passed%s",
         result.seconds,
@@ -393,9 +532,11 @@ def docs_generate(settings: Settings) -> Path:
 
 __all__ = [
     "NodeResult",
+    "Scope",
     "TransformResult",
     "docs_generate",
     "invoke",
+    "plan",
     "profiles",
     "project_dir",
     "run",

@@ -1,7 +1,8 @@
 """`bankpipe transform` end to end: seed-format bronze + hand-made defects → dbt build → silver/gold.
 
-dbt runs three times in the whole module (build, re-run, reconciliation gate): each run costs
-seconds of parsing and per-node overhead, so the fixtures are module-scoped and tests only read.
+dbt runs four times in the whole module (build, re-run, new transactions, reconciliation gate):
+each run costs seconds of parsing and per-node overhead, so the fixture is module-scoped and the
+tests that write to bronze come last, in order.
 """
 
 from __future__ import annotations
@@ -125,7 +126,7 @@ def _fill_bronze(settings: Settings, seed_dir: Path) -> tuple[set[str], str]:
 def built(tmp_path_factory: pytest.TempPathFactory, seed_dir: Path) -> Iterator[Built]:
     settings = Settings(state_dir=tmp_path_factory.mktemp("transform") / "state", warehouse_path=None)
     seed_ids, conflict_id = _fill_bronze(settings, seed_dir)
-    result = transform.run(settings)
+    result = transform.run(settings, unit_tests=True)
     yield Built(settings, result, seed_ids, conflict_id)
 
 
@@ -253,21 +254,67 @@ def _checksums(settings: Settings) -> dict[str, tuple[Any, ...]]:
 
 def test_rerun_without_new_data_changes_nothing(built: Built) -> None:
     before = _checksums(built.settings)
-    again = transform.run(built.settings)
-    assert again.success
+    idle = transform.run(built.settings)
+    assert idle.success and not idle.nodes and "nothing new" in idle.scope, "no new bronze must mean no dbt run"
+    again = transform.run(built.settings, everything=True)
+    assert again.success and again.scope == "everything, as asked"
+    # a production build leaves the unit tests (static fixtures) to development and CI
+    assert again.count("unit_test") == 0 and again.count("test", "pass") == built.result.count("test", "pass")
     assert _checksums(built.settings) == before
+
+
+def _built_models(result: transform.TransformResult) -> set[str]:
+    return {n.name for n in result.nodes if n.resource_type == "model"}
+
+
+def test_new_transactions_build_only_what_they_reach(built: Built) -> None:
+    # USD, so that the IDR control totals the reconciliation test below counts stay as they are
+    new = _txn("TRX-960001", date="2025-12-26", mata_uang="USD", jumlah_transaksi="40.00")
+    with connect(built.settings) as wh:
+        bronze.insert_transactions(wh, [new], "stream-new", bronze.LOADED_AT + timedelta(days=1))
+        # An old row that breaks a test: a stream-only build tests the rows it adds, not this one.
+        old = wh.fetchone("select transaction_id, channel from silver.base_transactions where rejection_rule is null")
+        wh.execute("update silver.base_transactions set channel = null where transaction_id = ?", [old[0]])
+    scope = transform.plan(built.settings)
+    assert scope.select == ["source:bronze.raw_transactions+"] and scope.test_window
+    try:
+        result = transform.run(built.settings)
+    finally:
+        with connect(built.settings) as wh:
+            wh.execute("update silver.base_transactions set channel = ? where transaction_id = ?", [old[1], old[0]])
+            assert not wh.table_exists("audit", "test_window"), "the window must not outlive its build"
+    assert "not_null_stg_transactions_channel" in {n.name for n in result.nodes if n.status == "pass"}
+    models = _built_models(result)
+    assert {"base_transactions", "fact_transaction_enriched", "reconciliation_transactions"} <= models
+    # master data did not change: its models and their tests are not rebuilt, nor the seeds
+    assert not models & {"stg_accounts", "dim_accounts", "dim_customers", "int_customer_versions"}
+    assert result.count("seed") == 0 and 0 < result.count("test", "pass") < built.result.count("test", "pass")
+    usd = query(
+        built.settings, "select amount_usd from gold.fact_transaction_enriched where transaction_id = 'TRX-960001'"
+    )
+    assert usd == [(40,)]
+    assert not transform.run(built.settings).nodes, "the same bronze twice must build nothing the second time"
+
+
+def test_a_changed_project_rebuilds_everything(built: Built, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert transform.plan(built.settings).select == []
+    monkeypatch.setattr(transform, "project_fingerprint", lambda: "another version of the models")
+    scope = transform.plan(built.settings)
+    assert scope.select is None and "changed" in scope.reason
+    assert transform.plan(built.settings, ["stg_banks"]).select == ["stg_banks"]
 
 
 def test_reconciliation_gate_fails_when_bronze_and_silver_disagree(built: Built) -> None:
     # A batch committed with an _loaded_at older than the watermark: the incremental models never
-    # see it, so bronze holds a record silver does not — the gate must stop the build.
+    # see it, but the audit's bronze side reads by batch id, so bronze holds a record silver does
+    # not — the gate must stop the build.
     with connect(built.settings) as wh:
         bronze.insert_transactions(wh, [_txn("TRX-950000", jumlah_transaksi="777.00")], "stream-late", bronze.LOADED_AT)
     # distinct IDR records in bronze: the seed's, the IDR defects, the conflicting copy and the late one
     idr_defects = sum(1 for d in DEFECTS if d.record.get("mata_uang") in (None, "IDR"))
     n_bronze = len(built.seed_ids) + idr_defects + 1 + 1
     with pytest.raises(BankpipeError) as err:
-        transform.run(built.settings, select=["reconciliation_transactions"])
+        transform.run(built.settings)
     msg = str(err.value)
     assert "\n" not in msg
     assert "assert_transaction_control_totals_balance" in msg and "do not reconcile" in msg

@@ -31,7 +31,8 @@ having count(*) > 1
 {#- Two relations have the same number of rows (e.g. a fact and its enriched twin). -#}
 {% test equal_rowcount(model, compare_model) %}
 with a as (select count(*) as n from {{ model }}),
-     b as (select count(*) as n from {{ compare_model }})
+     {#- the same test window on both sides (see test_window.sql) -#}
+     b as (select count(*) as n from {{ bankpipe.default__get_where_subquery(compare_model) }})
 select a.n as model_rows, b.n as compare_rows
 from a cross join b
 where a.n <> b.n

@@ -2,17 +2,27 @@
 
 with
 
+-- Valid transactions straight from the base table: the stg_transactions view would join accounts
+-- for every row just to read two dates.
+transaction_dates as (
+
+    select min(transaction_date) as first_day, max(transaction_date) as last_day
+    from {{ ref('base_transactions') }}
+    where rejection_rule is null
+
+),
+
 bounds as (
 
     select
         least(
             cast('{{ var("dim_date_start") }}' as date),
-            coalesce((select min(transaction_date) from {{ ref('stg_transactions') }}), cast('{{ var("dim_date_start") }}' as date)),
+            coalesce((select first_day from transaction_dates), cast('{{ var("dim_date_start") }}' as date)),
             coalesce((select min(rate_date) from {{ ref('stg_exchange_rates') }}), cast('{{ var("dim_date_start") }}' as date))
         ) as first_day,
         greatest(
             cast('{{ var("dim_date_end") }}' as date),
-            coalesce((select max(transaction_date) from {{ ref('stg_transactions') }}), cast('{{ var("dim_date_end") }}' as date)),
+            coalesce((select last_day from transaction_dates), cast('{{ var("dim_date_end") }}' as date)),
             coalesce((select max(rate_date) from {{ ref('stg_exchange_rates') }}), cast('{{ var("dim_date_end") }}' as date))
         ) as last_day
 

@@ -5,7 +5,8 @@
     materialized='incremental',
     unique_key='transaction_id',
     incremental_strategy='delete+insert',
-    on_schema_change='fail'
+    on_schema_change='fail',
+    cluster_by=['transaction_date']
 ) }}
 
 with
@@ -32,9 +33,11 @@ transactions as (
     where loaded_at > {{ bankpipe.loaded_watermark() }}
     -- two branches, not an OR: the watermark filter then stays pushed down to the scan
     union all
-    select * from {{ ref('stg_transactions') }}
-    where loaded_at <= {{ bankpipe.loaded_watermark() }}
-      and transaction_id in (select transaction_id from resolvable)
+    -- a join, not `in (select …)`: DuckDB then probes the view with the few resolvable ids instead
+    -- of joining accounts to every row of it first (1.6 s instead of 8 s at 5 M rows)
+    select transactions.* from resolvable
+    inner join {{ ref('stg_transactions') }} as transactions on transactions.transaction_id = resolvable.transaction_id
+    where transactions.loaded_at <= {{ bankpipe.loaded_watermark() }}
     {% endif %}
 
 ),

@@ -6,7 +6,8 @@
     materialized='incremental',
     unique_key='transaction_id',
     incremental_strategy='delete+insert',
-    on_schema_change='fail'
+    on_schema_change='fail',
+    cluster_by=['transaction_date']
 ) }}
 
 with
@@ -45,9 +46,9 @@ facts as (
     {% if is_incremental() %}
     where loaded_at > {{ bankpipe.loaded_watermark() }}
     union all
-    select * from {{ ref('fact_transaction') }}
-    where loaded_at <= {{ bankpipe.loaded_watermark() }}
-      and transaction_id in (select transaction_id from to_refresh)
+    select facts.* from to_refresh
+    inner join {{ ref('fact_transaction') }} as facts on facts.transaction_id = to_refresh.transaction_id
+    where facts.loaded_at <= {{ bankpipe.loaded_watermark() }}
     {% endif %}
 
 ),

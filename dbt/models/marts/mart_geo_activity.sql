@@ -3,9 +3,22 @@
 
 with
 
-transactions as (
+-- One pass over the transactions, per (location, customer, account): the joins and the distinct
+-- counts below then work on these groups instead of every transaction (about half the time at
+-- 5 M rows). Every measure but the distinct counts is a count or a sum, so it adds up.
+per_account_place as (
 
-    select * from {{ ref('fact_transaction_enriched') }}
+    select
+        location_key,
+        customer_key,
+        account_key,
+        count(*) as transaction_count,
+        count(case when status = 'Success' then 1 end) as successful_count,
+        count(case when status = 'Failed' then 1 end) as failed_count,
+        sum(case when status = 'Success' then amount_idr else 0 end) as successful_amount_idr,
+        count(case when anomaly_count > 0 then 1 end) as anomalous_count
+    from {{ ref('fact_transaction_enriched') }}
+    group by location_key, customer_key, account_key
 
 ),
 
@@ -18,12 +31,12 @@ homes as (
 placed as (
 
     select
-        transactions.*,
-        case when transactions.location_key <> '-1' then transactions.location_key
+        per_account_place.*,
+        case when per_account_place.location_key <> '-1' then per_account_place.location_key
              else coalesce(homes.location_key, '-1') end as activity_location_key,
-        transactions.location_key <> '-1' as is_placed_by_transaction
-    from transactions
-    left join homes on homes.customer_key = transactions.customer_key
+        per_account_place.location_key <> '-1' as is_placed_by_transaction
+    from per_account_place
+    left join homes on homes.customer_key = per_account_place.customer_key
 
 ),
 
@@ -50,14 +63,15 @@ activity as (
         province,
         city_name,
         max(province_iso_code) as province_iso_code,
-        count(*) as transaction_count,
-        count(case when status = 'Success' then 1 end) as successful_count,
-        count(case when status = 'Failed' then 1 end) as failed_count,
+        cast(sum(transaction_count) as bigint) as transaction_count,
+        cast(sum(successful_count) as bigint) as successful_count,
+        cast(sum(failed_count) as bigint) as failed_count,
         count(distinct account_key) as account_count,
         count(distinct customer_key) as customer_count,
-        sum(case when status = 'Success' then amount_idr else 0 end) as successful_amount_idr,
-        count(case when anomaly_count > 0 then 1 end) as anomalous_count,
-        count(case when is_placed_by_transaction then 1 end) as placed_by_transaction_count
+        sum(successful_amount_idr) as successful_amount_idr,
+        cast(sum(anomalous_count) as bigint) as anomalous_count,
+        cast(sum(case when is_placed_by_transaction then transaction_count else 0 end) as bigint)
+            as placed_by_transaction_count
     from located
     group by province, city_name
 

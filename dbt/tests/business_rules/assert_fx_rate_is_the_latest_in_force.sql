@@ -7,3 +7,7 @@ inner join {{ ref('int_exchange_rates') }} as later
    and later.rate_date > e.fx_rate_date
    and later.rate_date <= e.transaction_date
 where e.currency <> 'USD'
+{%- set window = bankpipe.test_window_filter('e.loaded_at') %}
+{%- if window %}
+  and {{ window }}
+{%- endif %}

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import socket
-from datetime import date
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
+from pydantic import SecretStr
 
 from bankpipe import dashboard
 from bankpipe.dashboard import charts, filters, queries, ui
@@ -240,3 +243,69 @@ def test_serve_refuses_a_busy_port(tmp_path: Path) -> None:
         port = busy.getsockname()[1]
         with pytest.raises(BankpipeError, match=f"port {port}"):
             dashboard.serve(Settings(state_dir=tmp_path), port)
+
+
+def test_child_env_on_snowflake_says_where_but_carries_no_secret(tmp_path: Path) -> None:
+    settings = Settings(state_dir=tmp_path).model_copy(
+        update={
+            "warehouse": "snowflake",
+            "snowflake_account": "xy12345.ap-southeast-1",
+            "snowflake_user": "bankpipe_reader",
+            "snowflake_password": SecretStr("not-for-children"),
+            "snowflake_role": "BANKPIPE_READER",
+        }
+    )
+    env = dashboard.child_env(settings)
+    assert env["BANKPIPE_WAREHOUSE"] == "snowflake"
+    assert env["SNOWFLAKE_ACCOUNT"] == "xy12345.ap-southeast-1" and env["SNOWFLAKE_ROLE"] == "BANKPIPE_READER"
+    assert "not-for-children" not in env.values() and "SNOWFLAKE_PASSWORD" not in env
+
+
+# --- reading through the Warehouse interface --------------------------------------------------------
+
+
+def test_source_of_a_snowflake_warehouse_has_no_file_version(tmp_path: Path) -> None:
+    settings = Settings(state_dir=tmp_path).model_copy(
+        update={"warehouse": "snowflake", "snowflake_account": "acme-prod", "snowflake_database": "BANKING_DB"}
+    )
+    (tmp_path / "warehouse.duckdb").write_bytes(b"an unrelated file must not version Snowflake results")
+    src = queries.source(settings)
+    assert (src.warehouse, src.version) == ("snowflake://acme-prod/BANKING_DB", 0)
+
+
+def test_snowflake_shaped_arrow_becomes_the_dtypes_duckdb_gives() -> None:
+    # What the Snowflake connector returns: NUMBER as decimals or the narrowest int, TIMESTAMP_TZ in ns.
+    snowflake = pa.table(
+        {
+            "n": pa.array([1, 2], pa.int8()),
+            "n_null": pa.array([1, None], pa.int16()),
+            "amount": pa.array([Decimal("1.50"), None], pa.decimal128(18, 2)),
+            "day": pa.array([date(2026, 1, 1), None], pa.date32()),
+            "at": pa.array([datetime(2026, 1, 1, 9, tzinfo=UTC), None], pa.timestamp("ns", "UTC")),
+            "flag": pa.array([True, None]),
+            "name": pa.array(["a", None]),
+        }
+    )
+    duck = duckdb.sql(
+        "select * from (values (1::bigint, 1::bigint, 1.50::decimal(18,2), date '2026-01-01',"
+        " timestamptz '2026-01-01 09:00:00+00', true, 'a'), (2, null, null, null, null, null, null))"
+        ' t(n, n_null, amount, day, "at", flag, name)'
+    ).df()
+    got = queries.to_pandas(snowflake)
+    assert {c: str(t) for c, t in got.dtypes.items() if c != "at"} == {
+        c: str(t) for c, t in duck.dtypes.items() if c != "at"
+    }
+    assert str(got["at"].dtype).startswith("datetime64[us, ")
+    assert got["amount"].iloc[0] == 1.5 and got["n_null"].isna().iloc[1]
+    empty = queries.to_pandas(pa.table({"x": pa.array([], pa.null())}))
+    assert list(empty.columns) == ["x"] and empty.empty
+
+
+def test_frame_reads_through_fetch_arrow_with_bound_parameters(tmp_path: Path) -> None:
+    from bankpipe.warehouse import DuckDBWarehouse
+
+    with DuckDBWarehouse(tmp_path / "w.duckdb") as wh:
+        wh.execute("create table t as select range as i, range * 1.25::decimal(18,2) as v from range(5)")
+        df = queries.frame(wh, "select i, v, i > ? as big from t where i between ? and ? order by i", [2, 1, 3])
+    assert df.to_dict("list") == {"i": [1, 2, 3], "v": [1.25, 2.5, 3.75], "big": [False, False, True]}
+    assert [str(t) for t in df.dtypes] == ["int64", "float64", "bool"]

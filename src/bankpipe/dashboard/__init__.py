@@ -40,7 +40,25 @@ def child_env(settings: Settings) -> dict[str, str]:
     }
     if getattr(settings, "dashboard_show_pii", None) is not None:
         env["BANKPIPE_DASHBOARD_SHOW_PII"] = str(bool(settings.dashboard_show_pii)).lower()  # type: ignore[attr-defined]
+    if settings.warehouse == "snowflake":
+        # Where to connect, never how to log in: secrets reach the child only from where they came
+        # from (the environment or .env), as they reach every other stage.
+        named = {
+            "SNOWFLAKE_ACCOUNT": settings.snowflake_account,
+            "SNOWFLAKE_USER": settings.snowflake_user,
+            "SNOWFLAKE_WAREHOUSE": settings.snowflake_warehouse,
+            "SNOWFLAKE_DATABASE": settings.snowflake_database,
+            "SNOWFLAKE_ROLE": settings.snowflake_role,
+            "SNOWFLAKE_PRIVATE_KEY_PATH": settings.snowflake_private_key_path,
+        }
+        env.update({name: str(value) for name, value in named.items() if value is not None})
     return env
+
+
+def _where(settings: Settings) -> str:
+    if settings.warehouse == "snowflake":
+        return f"snowflake://{settings.snowflake_account}/{settings.snowflake_database}"
+    return str(settings.warehouse_file)
 
 
 def command(port: int = DEFAULT_PORT) -> list[str]:
@@ -113,7 +131,7 @@ def serve(settings: Settings, port: int = DEFAULT_PORT) -> None:
     _check_installed()
     _check_port(port)
     env = {**os.environ, **child_env(settings)}
-    log.info("dashboard on http://%s:%d (warehouse %s)", HOST, port, settings.warehouse_file)
+    log.info("dashboard on http://%s:%d (warehouse %s)", HOST, port, _where(settings))
     proc = subprocess.Popen(command(port), env=env)
     restore = _forward_signals(proc)
     try:

@@ -2,9 +2,13 @@
 
 Loaders take `_settings` (not hashed by Streamlit) and a `Source` (hashed): the Source carries the
 warehouse file's modification time, so a pipeline write invalidates cached results at once and the
-TTL only bounds how stale a Snowflake-shaped source (no file) can get. Each loader returns None when
+TTL only bounds how stale a Snowflake warehouse (no file) can get. Each loader returns None when
 the tables it needs are missing or empty, and the page then shows the empty state. No business
 rules live here: the SQL filters and aggregates gold for display, nothing more.
+
+Every query goes through the Warehouse interface and is written once for DuckDB and Snowflake
+(`?` placeholders, `group by all`, `datediff('unit', …)`, `max_by`, `qualify`); results come back
+as Arrow and are turned into the same pandas dtypes whichever warehouse answered.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any, Literal
 from urllib.parse import unquote, urlparse
 
 import pandas as pd
+import pyarrow as pa
 import streamlit as st
 
 from bankpipe.dashboard.filters import Filters
@@ -39,7 +44,7 @@ SCORE_BINS = 1000
 class Source:
     """What the cached results depend on besides the filters: where the data is and its version."""
 
-    warehouse: str
+    warehouse: str  # the DuckDB file, or snowflake://account/database
     version: int  # the warehouse file's mtime_ns (0 when there is no file)
     mlflow_uri: str
     mlflow_version: int  # the SQLite registry's mtime_ns (0 when it is not a file or does not exist)
@@ -55,9 +60,14 @@ def _mtime(path: Path | None) -> int:
 def source(settings: Settings) -> Source:
     """The current Source of the configured warehouse and registry."""
     uri = settings.mlflow_tracking_uri
+    if settings.warehouse == "snowflake":
+        # No file whose mtime changes on a write: version 0, so the TTL alone refreshes results.
+        where, version = f"snowflake://{settings.snowflake_account}/{settings.snowflake_database}", 0
+    else:
+        where, version = str(settings.warehouse_file), _mtime(settings.warehouse_file)
     return Source(
-        warehouse=str(settings.warehouse_file),
-        version=_mtime(settings.warehouse_file),
+        warehouse=where,
+        version=version,
         mlflow_uri=uri,
         mlflow_version=_mtime(_sqlite_path(uri)),
     )
@@ -68,7 +78,8 @@ def _open(settings: Settings) -> Iterator[Warehouse | None]:
     """A read-only connection for one batch of queries, or None when there is no warehouse yet.
 
     Closed right after the batch: DuckDB lets no writer in while a reader holds the file, and the
-    pipeline must not wait for a dashboard that is only being looked at.
+    pipeline must not wait for a dashboard that is only being looked at. Snowflake always has a
+    warehouse (a missing schema or table shows as the empty state, like an empty DuckDB file).
     """
     if settings.warehouse == "duckdb" and not settings.warehouse_file.exists():
         yield None
@@ -78,19 +89,43 @@ def _open(settings: Settings) -> Iterator[Warehouse | None]:
 
 
 def frame(wh: Warehouse, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
-    """Run a query and return a DataFrame (Arrow transfer on DuckDB)."""
-    # The Warehouse interface has no DataFrame/Arrow fetch yet (fetchall loses column names), so
-    # this reaches for DuckDB's connection, as bankpipe.ml does; a `fetch_arrow` there would end it.
-    con = getattr(wh, "con", None)
-    if con is not None:
-        return con.execute(sql, params or []).df()
-    raise NotImplementedError(f"dashboard queries need a DuckDB warehouse (got {type(wh).__name__})")
+    """Run a query through the warehouse's Arrow fetch and return a DataFrame."""
+    return to_pandas(wh.fetch_arrow(sql, params or None))
+
+
+# Nullable integer and boolean columns become pandas' nullable dtypes (not float / object), as
+# DuckDB's own `.df()` does: the pages were written against those.
+_NULLABLE = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
+
+
+def to_pandas(table: pa.Table) -> pd.DataFrame:
+    """An Arrow result as a DataFrame with the same dtypes whichever warehouse produced it."""
+    columns: dict[str, Any] = {}
+    for name, col in zip(table.column_names, table.columns, strict=True):
+        kind = col.type
+        # Snowflake sends NUMBER(p,s) as decimals and small integers in the narrowest int type;
+        # DuckDB sums of DECIMAL are decimals too. Charts and arithmetic want floats and int64.
+        if pa.types.is_decimal(kind) or pa.types.is_floating(kind):
+            col = col.cast(pa.float64())
+        elif pa.types.is_integer(kind):
+            col = col.cast(pa.int64())
+        elif pa.types.is_date(kind):
+            col = col.cast(pa.timestamp("us"))
+        elif pa.types.is_timestamp(kind) and kind.unit != "us":
+            col = col.cast(pa.timestamp("us", kind.tz), safe=False)
+        columns[name] = col.to_pandas(types_mapper=_NULLABLE.get if col.null_count else None)
+    return pd.DataFrame(columns, index=pd.RangeIndex(table.num_rows))
 
 
 def tables(wh: Warehouse) -> set[str]:
-    """Names (`schema.table`) of every table and view in the warehouse."""
-    rows = wh.fetchall("select table_schema, table_name from information_schema.tables")
-    return {f"{schema}.{name}" for schema, name in rows}
+    """Names (`schema.table`, lower-case) of the tables and views in the schemas the dashboard reads."""
+    # Only these schemas: Snowflake's information_schema also lists its own views.
+    rows = wh.fetchall(
+        "select table_schema, table_name from information_schema.tables"
+        " where lower(table_schema) in ('gold', 'silver', 'ops', 'audit')"
+    )
+    # Snowflake stores unquoted names upper-case; the queries name tables as dbt and DuckDB write them.
+    return {f"{schema}.{name}".lower() for schema, name in rows}
 
 
 def _scalar(wh: Warehouse, sql: str, params: list[Any] | None = None) -> Any:
@@ -148,15 +183,20 @@ def options(_settings: Settings, src: Source) -> Options | None:
         banks = {
             key: f"{short} — {name}" if short else name
             for key, name, short in wh.fetchall(
-                "select bank_key, bank_name, bank_short_name from gold.dim_banks order by bank_key = '-1', bank_name"
+                "select bank_key, bank_name, bank_short_name from gold.dim_banks"
+                " order by case when bank_key = '-1' then 1 else 0 end, bank_name"
             )
         }
         segments = [
             r[0] for r in wh.fetchall("select distinct segment from gold.dim_customers where is_current order by 1")
         ]
+        # Grouped, not DISTINCT: standard SQL sorts a DISTINCT only by what it selects.
         provinces = [
             r[0]
-            for r in wh.fetchall("select distinct province from gold.dim_locations order by province = 'Unknown', 1")
+            for r in wh.fetchall(
+                "select province from gold.dim_locations group by province"
+                " order by case when province = 'Unknown' then 1 else 0 end, province"
+            )
         ]
         return Options(first, last, banks, segments, provinces)
 
@@ -312,7 +352,7 @@ def fx(_settings: Settings, src: Source, flt: Filters) -> dict[str, pd.DataFrame
             wh,
             f"""with latest as (
                     select currency, max(rate_date) as last_rate_date,
-                           arg_max(rate_source, rate_date) as last_source, count(*) as rate_days
+                           max_by(rate_source, rate_date) as last_source, count(*) as rate_days
                     from gold.dim_exchange_rates
                     where currency <> 'USD'  -- the base: 1 USD = 1 USD needs no publication
                     group by currency
@@ -328,7 +368,7 @@ def fx(_settings: Settings, src: Source, flt: Filters) -> dict[str, pd.DataFrame
                        coalesce(latest.last_source, case when priced.currency = 'USD' then 'base currency' end)
                            as last_source,
                        latest.rate_days,
-                       date_diff('day', latest.last_rate_date, current_date) as age_days,
+                       datediff('day', latest.last_rate_date, current_date) as age_days,
                        coalesce(priced.transactions, 0) as transactions,
                        coalesce(priced.stale_transactions, 0) as stale_transactions,
                        coalesce(priced.unpriced_transactions, 0) as unpriced_transactions,
@@ -503,7 +543,7 @@ def risk(_settings: Settings, src: Source, flt: Filters, grain: Grain) -> dict[s
                        avg(case when f.anomaly_count > 0 then 1.0 else 0.0 end) as anomaly_rate,
                        count(a.transaction_id) as alerts, max(a.score) as max_score,
                        sum(case when f.status = 'Success' then f.amount_idr else 0 end) as value_idr,
-                       bool_or(coalesce(r.is_high_risk, false)) as is_high_risk
+                       max(case when r.is_high_risk then 1 else 0 end) = 1 as is_high_risk
                 from {FACT} f {alert_join} {high_risk}
                 where {where} and f.account_key <> '-1'
                 group by 1
@@ -523,18 +563,21 @@ def transaction_history(
         present = tables(wh) if wh is not None else set()
         if wh is None or FACT not in present:
             return None
-        score = (
-            "(select max(score) from gold.fraud_alerts a where a.transaction_id = f.transaction_id)"
+        # A join, not a correlated subquery per row: the portable form of "its highest alert score".
+        scores = (
+            "left join (select transaction_id, max(score) as alert_score from gold.fraud_alerts group by 1) a"
+            " on a.transaction_id = f.transaction_id"
             if "gold.fraud_alerts" in present
-            else "cast(null as double)"
+            else "left join (select cast(null as varchar) as transaction_id, cast(null as double) as alert_score) a"
+            " on false"
         )
         flags = ", ".join(f"f.{c}" for c in FLAGS)
         anchor = frame(
             wh,
             f"""select f.transaction_id, f.account_id, f.transaction_at, f.transaction_date, f.transaction_type,
                        f.status, f.channel, f.currency, f.amount, f.amount_idr, f.amount_usd,
-                       f.counterparty_account_id, f.location_id, f.anomaly_count, {flags}, {score} as alert_score
-                from {FACT} f where f.transaction_id = ?""",
+                       f.counterparty_account_id, f.location_id, f.anomaly_count, {flags}, a.alert_score
+                from {FACT} f {scores} where f.transaction_id = ?""",
             [transaction_id],
         )
         if anchor.empty:
@@ -542,8 +585,8 @@ def transaction_history(
         history = frame(
             wh,
             f"""select f.transaction_id, f.transaction_at, f.transaction_type, f.status, f.channel, f.currency,
-                       f.amount_idr, f.counterparty_account_id, f.anomaly_count, {score} as alert_score
-                from {FACT} f
+                       f.amount_idr, f.counterparty_account_id, f.anomaly_count, a.alert_score
+                from {FACT} f {scores}
                 where f.account_id = ? and f.transaction_date between ? and ?
                 order by f.transaction_at""",
             [
@@ -710,20 +753,23 @@ def data_quality(_settings: Settings, src: Source) -> dict[str, Any] | None:
         if wh is None or not {"ops.run_log", "ops.rejected_files", "ops.ingested_files"} <= present:
             return None
         status = ops.status(wh)
+        # Snowflake names come back upper-case; the page groups tables by their (lower-case) layer.
+        status["tables"] = {name.lower(): rows for name, rows in status["tables"].items()}
         out: dict[str, Any] = {"status": status}
         out["rejected_files"] = frame(
             wh,
             """select rejected_at, file_name, reason, size_bytes, quarantine_path, batch_id
                from ops.rejected_files order by rejected_at desc limit 500""",
         )
+        rows = wh.ident("rows")  # ROWS is a reserved word in Snowflake
         out["ingested"] = frame(
             wh,
-            """select cast(ingested_at as date) as day, status, count(*) as files, sum(rows) as rows
+            f"""select cast(ingested_at as date) as day, status, count(*) as files, sum({rows}) as {rows}
                from ops.ingested_files group by all order by day""",
         )
         out["runs"] = frame(
             wh,
-            """select step, status, started_at, ended_at, date_diff('second', started_at, ended_at) as seconds,
+            """select step, status, started_at, ended_at, datediff('second', started_at, ended_at) as seconds,
                       rows_in, rows_out, error
                from ops.run_log order by started_at desc limit 50""",
         )
@@ -745,7 +791,8 @@ def data_quality(_settings: Settings, src: Source) -> dict[str, Any] | None:
         tests = sorted(t for t in present if t.startswith("audit.") and t != "audit.reconciliation_transactions")
         if tests:
             counts = [
-                (t.split(".", 1)[1], _scalar(wh, f'select count(*) from audit."{t.split(".", 1)[1]}"')) for t in tests
+                (t.split(".", 1)[1], _scalar(wh, f"select count(*) from audit.{wh.ident(t.split('.', 1)[1])}"))
+                for t in tests
             ]
             out["tests"] = pd.DataFrame(counts, columns=["test", "failing_rows"])
     return out

@@ -1,7 +1,7 @@
 """A tiny silver layer for the ML tests, built straight into DuckDB (no dbt run, no generator).
 
-The tables have the columns of the dbt models the ML code reads (silver.stg_transactions,
-stg_accounts, stg_customers, stg_fraud_cases, int_locations_geocoded, int_exchange_rates), so the
+The tables have the columns of the dbt models the ML code reads (silver.base_transactions,
+base_accounts, base_customers, stg_fraud_cases, int_locations_geocoded, int_exchange_rates), so the
 feature SQL runs unchanged. `world()` plants night bursts of large transfers to new counterparties
 as fraud, reported two days later (some never), which a model can learn from a few thousand rows.
 """
@@ -40,12 +40,26 @@ DDL = [
     """create or replace view silver.stg_transactions as
         select * exclude (rejection_rule), false as is_orphan, true as is_counterparty_internal
         from silver.base_transactions where rejection_rule is null""",
-    """create or replace table silver.stg_accounts (
+    # As in dbt: base_accounts / base_customers hold every extracted version (tombstones too), and
+    # stg_* are the current valid ones.
+    """create or replace table silver.base_accounts (
         account_id varchar, customer_id varchar, account_type varchar, balance_idr decimal(18, 2),
-        created_at timestamptz, updated_at timestamptz, batch_id varchar, loaded_at timestamptz)""",
-    """create or replace table silver.stg_customers (
+        is_deleted boolean, created_at timestamptz, updated_at timestamptz, batch_id varchar, loaded_at timestamptz,
+        record_hash varchar, rejection_rule varchar)""",
+    """create or replace table silver.base_customers (
         customer_id varchar, location_id varchar, bank_id varchar, first_name varchar, last_name varchar,
-        segment varchar, created_at timestamptz, updated_at timestamptz, batch_id varchar, loaded_at timestamptz)""",
+        segment varchar, is_deleted boolean, created_at timestamptz, updated_at timestamptz, batch_id varchar,
+        loaded_at timestamptz, record_hash varchar, rejection_rule varchar)""",
+    *(
+        f"""create or replace view silver.stg_{entity}s as
+        select * exclude (version_rank, is_deleted, record_hash, rejection_rule) from (
+            select *, row_number() over (partition by {entity}_id
+                                         order by updated_at desc, loaded_at desc, batch_id desc, record_hash desc)
+                      as version_rank
+            from silver.base_{entity}s where rejection_rule is null)
+        where version_rank = 1 and not is_deleted"""
+        for entity in ("account", "customer")
+    ),
     """create or replace table silver.stg_fraud_cases (
         transaction_id varchar, is_confirmed_fraud boolean, reported_at timestamp, updated_at timestamptz,
         batch_id varchar, loaded_at timestamptz)""",
@@ -101,17 +115,69 @@ def create_silver(wh: Warehouse) -> None:
     wh.con.unregister("_rates")  # type: ignore[attr-defined]
 
 
-def add_accounts(wh: Warehouse, rows: list[tuple[str, str, str, float, str, str, str]]) -> None:
-    """(account_id, customer_id, account_type, balance, home location, bank, segment) rows."""
+def add_accounts(
+    wh: Warehouse, rows: list[tuple[str, str, str, float, str, str, str]], updated_at: datetime = LOADED_AT
+) -> None:
+    """(account_id, customer_id, account_type, balance, home location, bank, segment) rows, one version each."""
     for acc, cust, acc_type, balance, loc, bank, segment in rows:
-        wh.execute(
-            "insert into silver.stg_accounts values (?, ?, ?, ?, ?, ?, 'b', ?)",
-            [acc, cust, acc_type, balance, LOADED_AT, LOADED_AT, LOADED_AT],
-        )
-        wh.execute(
-            "insert into silver.stg_customers values (?, ?, ?, 'A', 'B', ?, ?, ?, 'b', ?)",
-            [cust, loc, bank, segment, LOADED_AT, LOADED_AT, LOADED_AT],
-        )
+        add_account_version(wh, acc, cust, acc_type, balance, updated_at)
+        add_customer_version(wh, cust, loc, bank, segment, updated_at)
+
+
+def add_account_version(
+    wh: Warehouse,
+    account_id: str,
+    customer_id: str,
+    account_type: str,
+    balance: float,
+    updated_at: datetime,
+    *,
+    deleted: bool = False,
+    loaded_at: datetime = LOADED_AT,
+) -> None:
+    """One extracted version of an account, in force from `updated_at` (the source's clock)."""
+    wh.execute(
+        "insert into silver.base_accounts values (?, ?, ?, ?, ?, ?, ?, 'b', ?, md5(?), null)",
+        [
+            account_id,
+            customer_id,
+            account_type,
+            balance,
+            deleted,
+            updated_at,
+            updated_at,
+            loaded_at,
+            f"{account_id}|{updated_at}",
+        ],
+    )
+
+
+def add_customer_version(
+    wh: Warehouse,
+    customer_id: str,
+    location_id: str,
+    bank_id: str,
+    segment: str,
+    updated_at: datetime,
+    *,
+    deleted: bool = False,
+    loaded_at: datetime = LOADED_AT,
+) -> None:
+    """One extracted version of a customer, in force from `updated_at` (the source's clock)."""
+    wh.execute(
+        "insert into silver.base_customers values (?, ?, ?, 'A', 'B', ?, ?, ?, ?, 'b', ?, md5(?), null)",
+        [
+            customer_id,
+            location_id,
+            bank_id,
+            segment,
+            deleted,
+            updated_at,
+            updated_at,
+            loaded_at,
+            f"{customer_id}|{updated_at}",
+        ],
+    )
 
 
 def add_transactions(

@@ -187,12 +187,30 @@ def ml_train(target: Annotated[str, typer.Option("--target", help="fraud or stat
 
 @ml_app.command("score")
 @command
-def ml_score() -> None:
-    """Score every unscored transaction with the champions; refresh gold.ml_model_metrics."""
+def ml_score(
+    rescore: Annotated[
+        bool,
+        typer.Option(
+            "--rescore",
+            help="First re-score the transactions scored by a model version that is no longer the champion,"
+            " replacing their rows in gold.ml_transaction_scores and gold.fraud_alerts.",
+        ),
+    ] = False,
+    rescore_all: Annotated[
+        bool,
+        typer.Option(
+            "--rescore-all",
+            help="First re-score every scored transaction, the champion's own rows too (e.g. after late master"
+            " data), replacing them likewise.",
+        ),
+    ] = False,
+) -> None:
+    """Score every unscored transaction with the champions (--rescore: earlier versions' too); refresh monitoring."""
     from bankpipe.ml import monitor, score
 
     settings = get_settings()
-    console.print(score.run(settings).line(), highlight=False)
+    mode = "all" if rescore_all else "stale" if rescore else None
+    console.print(score.run(settings, rescore=mode).line(), highlight=False)
     monitor.run(settings)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -206,3 +207,57 @@ def test_missing_silver_is_one_clear_error(tmp_path: Path) -> None:
         w.ensure_schemas()
         with pytest.raises(BankpipeError, match="run `bankpipe transform` first"):
             features.compute(w, "true")
+
+
+def _versioned(tmp_path: Path) -> DuckDBWarehouse:
+    """CUST-A / ACC-A change at 10:15 WIB on 2025-10-01 (written in UTC, as the source's clock is)."""
+    w = DuckDBWarehouse(tmp_path / "versions.duckdb")
+    w.ensure_schemas()
+    fx.create_silver(w)
+    first, change = datetime(2025, 9, 1, tzinfo=UTC), datetime(2025, 10, 1, 3, 15, tzinfo=UTC)
+    fx.add_customer_version(w, "CUST-A", "LOC-001", "BANK-001", "Silver", first)
+    fx.add_account_version(w, "ACC-A", "CUST-A", "Savings", 10_000_000, first)
+    fx.add_customer_version(w, "CUST-A", "LOC-004", "BANK-001", "Gold", change)  # moved to Medan
+    fx.add_account_version(w, "ACC-A", "CUST-A", "Checking", 2_000_000, change)
+    fx.add_accounts(w, [("ACC-B", "CUST-B", "Savings", 5_000_000, "LOC-001", "BANK-002", "Standard")], first)
+    fx.add_account_version(w, "ACC-B", "CUST-B", "Savings", 5_000_000, datetime(2025, 10, 2, tzinfo=UTC), deleted=True)
+    fx.add_transactions(
+        w,
+        pd.DataFrame(
+            [
+                _txn("T0", "ACC-A", "2025-08-15 09:00:00", 100_000, "ACC-B"),  # before the first version
+                _txn("T1", "ACC-A", "2025-10-01 10:00:00", 100_000, "ACC-B"),  # 03:00 UTC: before the change
+                _txn("T2", "ACC-A", "2025-10-01 10:30:00", 100_000, "ACC-B"),  # after it
+                _txn("T3", "ACC-A", "2025-10-03 10:00:00", 100_000, "ACC-B"),  # ACC-B deleted the day before
+            ]
+        ),
+    )
+    return w
+
+
+def test_master_data_is_the_version_in_force_at_the_transaction(tmp_path: Path) -> None:
+    with _versioned(tmp_path) as w:
+        f = _features(w)
+    cols = ["segment", "account_type", "log_balance_idr", "log_amount_to_balance"]
+    old = ["Silver", "Savings", math.log1p(10_000_000), math.log1p(100_000 / 10_000_000)]
+    new = ["Gold", "Checking", math.log1p(2_000_000), math.log1p(100_000 / 2_000_000)]
+    assert f.loc["T0", cols].tolist() == pytest.approx(old)  # the source keeps no earlier history
+    assert f.loc["T1", cols].tolist() == pytest.approx(old)
+    assert f.loc["T2", cols].tolist() == pytest.approx(new)
+    assert f.loc["T3", cols].tolist() == pytest.approx(new)
+    # Home moved from Jakarta to Medan at the change; the transactions happen in Jakarta.
+    assert f.loc["T1", "distance_from_home_km"] == pytest.approx(0.0)
+    assert f.loc["T2", "distance_from_home_km"] > 1_000 and f.loc["T2", "is_far_from_home"] == 1
+    # The counterparty is internal (and at another bank) until it is deleted.
+    assert f.loc[["T1", "T2", "T3"], "is_counterparty_internal"].tolist() == [1, 1, 0]
+    assert f.loc[["T1", "T2", "T3"], "is_interbank"].tolist() == [1, 1, 0]
+
+
+def test_a_later_master_data_version_never_changes_earlier_features(tmp_path: Path) -> None:
+    with _versioned(tmp_path) as w:
+        before = _features(w)
+        fx.add_customer_version(w, "CUST-A", "LOC-002", "BANK-003", "Platinum", datetime(2025, 10, 2, tzinfo=UTC))
+        fx.add_account_version(w, "ACC-A", "CUST-A", "Loan", 1, datetime(2025, 10, 2, tzinfo=UTC))
+        after = _features(w)
+    pd.testing.assert_frame_equal(before.loc[["T0", "T1", "T2"]], after.loc[["T0", "T1", "T2"]], check_exact=True)
+    assert after.loc["T3", ["segment", "account_type"]].tolist() == ["Platinum", "Loan"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -239,3 +239,56 @@ def test_status_model_is_multinomial_with_tuned_decision_and_scores(setup: Setup
             )
         }
     assert labels <= {"Success", "Pending", "Failed"}
+
+
+def test_rescore_replaces_earlier_versions_scores_and_alerts(setup: Setup) -> None:
+    """A new champion, then `ml score --rescore`: every row carries it, none duplicated or lost."""
+    s = setup.batch
+    score.run(s)
+    # A weaker regularisation gives different scores, so a replaced row is visibly new.
+    third = train.run(s, "fraud", replace(CFG, lr_c=0.05))
+    if not third.promoted:
+        registry.set_champion(s, third.model)
+    name, version = third.model.name, third.model.version
+
+    def table(sql: str) -> pd.DataFrame:
+        with connect(s, read_only=True) as wh:
+            return features.fetch_df(wh, sql)
+
+    before = table("select * from gold.ml_transaction_scores")
+    assert set(before.loc[before["model_name"] == name, "model_version"]) == {setup.first.model.version}
+
+    summary = score.run(s, rescore="stale")
+    n = len(setup.world.transactions)
+    assert summary.rescored[f"{name} v{version}"] == n and summary.rows == n  # status: its champion's already
+
+    after = table("select * from gold.ml_transaction_scores")
+    fraud = after[after["model_name"] == name]
+    assert set(fraud["model_version"]) == {version} and set(fraud["scored_by"]) == {"rescore"}
+    assert len(fraud) == fraud["transaction_id"].nunique() == n
+    assert set(fraud["transaction_id"]) == set(setup.world.transactions["transaction_id"])
+    old = before[before["model_name"] == name].set_index("transaction_id")["score"]
+    assert (fraud.set_index("transaction_id")["score"].loc[old.index] != old).mean() > 0.9
+    # The status model's rows were its champion's already: untouched.
+    status = "bankpipe-status"
+    pd.testing.assert_frame_equal(
+        after[after["model_name"] == status].sort_values("transaction_id").reset_index(drop=True),
+        before[before["model_name"] == status].sort_values("transaction_id").reset_index(drop=True),
+    )
+
+    alerts = table(f"select * from gold.fraud_alerts where model_name = '{name}'")
+    flagged = set(fraud.loc[fraud["label"] == "fraud", "transaction_id"])
+    assert set(alerts["model_version"]) == {version} and alerts["transaction_id"].is_unique
+    assert set(alerts["transaction_id"]) == flagged and flagged
+
+    again = score.run(s, rescore="stale")
+    assert again.rows == 0
+    everything = score.run(s, rescore="all")
+    assert sum(everything.rescored.values()) == 2 * n
+    final = table("select transaction_id, model_name, model_version, score, label from gold.ml_transaction_scores")
+    assert len(final) == 2 * n and not final.duplicated(["transaction_id", "model_name"]).any()
+    pd.testing.assert_frame_equal(
+        final[final["model_name"] == name].sort_values("transaction_id").reset_index(drop=True),
+        fraud[final.columns].sort_values("transaction_id").reset_index(drop=True),
+        check_exact=True,
+    )

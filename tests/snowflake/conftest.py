@@ -1,13 +1,18 @@
-"""Snowflake emulated by fakesnow: in-process (`fakesnow.patch()`) for the loaders."""
+"""Snowflake emulated by fakesnow: in-process (`fakesnow.patch()`) for the loaders, server mode for dbt."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pydantic import SecretStr
 
 from bankpipe.settings import Settings
+from tests.snowflake import gold
 
 fakesnow = pytest.importorskip("fakesnow")
 
@@ -47,3 +52,37 @@ def emulator() -> Iterator[None]:
 @pytest.fixture
 def sf_settings(settings: Settings, emulator: None) -> Settings:
     return snowflake_settings(settings)
+
+
+@pytest.fixture(scope="package")
+def emulator_server() -> Iterator[dict[str, Any]]:
+    """fakesnow in server mode (HTTP on 127.0.0.1), up for the whole package: it holds the built gold."""
+    with fakesnow.server() as conn_kwargs:
+        yield conn_kwargs
+
+
+@pytest.fixture(scope="package")
+def gold_pair(
+    seed_dir: Path, emulator_server: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[gold.Built]:
+    """The same input built into DuckDB and into fakesnow with dbt (about a minute): shared, never built twice."""
+    pytest.importorskip("dbt.adapters.snowflake")
+    from tests.conftest import ADMIN_URL, _admin
+
+    name = f"bankpipe_test_{uuid.uuid4().hex[:10]}"
+    with _admin() as admin:
+        admin.execute(f'create database "{name}"')
+    params = conninfo_to_dict(ADMIN_URL)
+    params["dbname"] = name
+    try:
+        yield gold.build(tmp_path_factory.mktemp("gold-pair"), seed_dir, make_conninfo(**params), emulator_server)
+    finally:
+        with _admin() as admin:
+            admin.execute(f'drop database if exists "{name}" with (force)')
+
+
+@pytest.fixture
+def on_emulator(gold_pair: gold.Built, monkeypatch: pytest.MonkeyPatch) -> gold.Built:
+    """The built pair, with SnowflakeWarehouse pointed at the emulator for this test."""
+    gold.point_at_emulator(gold_pair.server, monkeypatch)
+    return gold_pair

@@ -27,6 +27,10 @@ def test_card_precision_takes_each_accounts_best_score_per_day() -> None:
     # k larger than the accounts of a day still divides by k, as the handbook does.
     assert metrics.card_precision_at_k(frame, k=4) == pytest.approx(((3 / 4) + (1 / 4)) / 2)
     assert metrics.card_precision_at_k(frame.iloc[:0], k=2) is None
+    # A perfect ranking: d1 has 3 fraudulent accounts (A, C, D), d2 one (B).
+    assert metrics.card_precision_ceiling(frame, k=2) == pytest.approx((2 / 2 + 1 / 2) / 2)
+    assert metrics.card_precision_ceiling(frame, k=4) == pytest.approx((3 / 4 + 1 / 4) / 2)
+    assert metrics.card_precision_ceiling(frame.iloc[:0], k=2) is None
 
 
 def test_binary_report_on_a_hand_built_case() -> None:

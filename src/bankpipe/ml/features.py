@@ -2,13 +2,17 @@
 
 Training, batch scoring and real-time scoring all call `compute()` with a different `where`
 predicate choosing the target transactions; the SQL is the same, so there is no train/serve skew.
+On Snowflake the same SQL is translated (`to_snowflake()`: sqlglot plus a few explicit rewrites)
+and runs in the warehouse too; only the targets' feature rows come back.
 
 Point in time: every window looks at `[t - window, t - 1 s]` of the transaction's own time `t`
 (the source's clock has one-second resolution, so a transaction in the same second is neither
 earlier nor later and is never seen). Fraud labels count only once *reported* (`reported_at < t`),
 so a fraud that is found out later cannot leak into the features of the transactions around it.
-Master data (segment, account type, balance, home city) is taken as currently known: the source
-keeps no history from before the first extraction.
+Master data (segment, account type, balance, home city, bank) is point in time too: the version of
+the account and of its customer in force at `t`, by the source's `updated_at`. A transaction before
+the first known version takes the earliest known version: the source keeps no history from before
+the first extraction.
 """
 
 from __future__ import annotations
@@ -23,16 +27,21 @@ from bankpipe.warehouse import Warehouse
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
+    from sqlglot import exp
 
 log = logging.getLogger(__name__)
 
 # Bump when a feature changes meaning; stored with every model version, checked before scoring.
-FEATURE_VERSION = "1"
+FEATURE_VERSION = "3"
 
 WINDOWS_S: dict[str, int] = {"1h": 3_600, "1d": 86_400, "7d": 7 * 86_400, "30d": 30 * 86_400}
 LOOKBACK_S = max(WINDOWS_S.values())
 NIGHT_HOURS = (0, 5)  # [start, end) local time, as the generator and the anomaly flags use
 FAR_FROM_HOME_KM = 500.0
+# Transaction times are the bank's wall-clock time (WIB) without a zone; master-data versions carry
+# the source's timestamptz, so they are compared in this zone.
+BANK_TIMEZONE = "Asia/Jakarta"
 
 CATEGORICAL: tuple[str, ...] = (
     "transaction_type",
@@ -74,8 +83,8 @@ KEYS: tuple[str, ...] = ("transaction_id", "account_id", "transaction_at", "tran
 REQUIRED_SILVER = (
     "base_transactions",
     "stg_transactions",
-    "stg_accounts",
-    "stg_customers",
+    "base_accounts",
+    "base_customers",
     "stg_fraud_cases",
     "int_locations_geocoded",
     "int_exchange_rates",
@@ -99,7 +108,16 @@ def check_silver(wh: Warehouse) -> None:
 
 def _relation_exists(wh: Warehouse, schema: str, name: str) -> bool:
     # information_schema.tables lists views too (stg_transactions is one).
-    return wh.table_exists(schema, name)
+    if wh.table_exists(schema, name):
+        return True
+    if wh.dialect == "duckdb":
+        return False
+    # fakesnow's information_schema.tables leaves views out: ask the relation itself.
+    try:
+        wh.execute(f"select 1 from {schema}.{name} limit 0")
+    except wh.errors:
+        return False
+    return True
 
 
 # Transactions that bronze holds but dbt has not typed yet (files landed since the last transform),
@@ -149,10 +167,10 @@ _TXN_COLUMNS = (
 
 def prepare_tail(wh: Warehouse) -> int:
     """Type the bronze tail into the temp table `_ml_tail` (which `transactions_sql()` reads); return its rows."""
-    wh.execute(_BRONZE_TAIL)
+    wh.execute(dialect_sql(wh, _BRONZE_TAIL))
     row = wh.fetchone("select count(*) from _ml_tail")
     if row and row[0]:
-        wh.execute(_TAIL_DEDUP)
+        wh.execute(dialect_sql(wh, _TAIL_DEDUP))
         row = wh.fetchone("select count(*) from _ml_tail")
     return int(row[0]) if row else 0
 
@@ -201,8 +219,77 @@ asof left join (select * from rates where currency = 'IDR') as fx_idr
 """
 
 
+def master_sql() -> str:
+    """`_ml_master`: per target, its own account (`is_own`) and its counterparty as of the target's time.
+
+    silver's base models keep every extracted version of an account and of a customer (bronze is
+    append-only); a version is in force from the source's `updated_at` (read in the bank's time
+    zone) until the next one. A transaction before a key's first version takes that first version:
+    the source keeps no history from before the first extraction.
+    """
+    return f"""
+create or replace temp table _ml_master as
+with
+
+-- Re-extractions of one instant collapse to the last loaded, as stg_* pick the current version (a
+-- batch holds one version of a key at most, so stg_*'s last tie-break, record_hash, an md5 per
+-- row, is not needed); rejected versions are skipped, so the one before stays in force (as in stg_*);
+-- tombstones count, so nothing is in force after a deletion. A key's first version holds from
+-- -infinity (no history before the first extraction).
+account_versions as (
+    select *, if(row_number() over (partition by account_id order by valid_from) = 1,
+                 '-infinity'::timestamp, valid_from) as in_force_from
+    from (
+        select account_id, customer_id, account_type, cast(balance_idr as double) as balance_idr, is_deleted,
+               timezone('{BANK_TIMEZONE}', updated_at) as valid_from
+        from silver.base_accounts
+        where rejection_rule is null
+          and account_id in (select account_id from _ml_targets union select counterparty_account_id from _ml_targets)
+        qualify row_number() over (partition by account_id, valid_from
+                                   order by loaded_at desc, batch_id desc) = 1
+    )
+),
+
+customer_versions as (
+    select *, if(row_number() over (partition by customer_id order by valid_from) = 1,
+                 '-infinity'::timestamp, valid_from) as in_force_from
+    from (
+        select customer_id, if(is_deleted, null, segment) as segment, if(is_deleted, null, bank_id) as bank_id,
+               if(is_deleted, null, location_id) as location_id,
+               timezone('{BANK_TIMEZONE}', updated_at) as valid_from
+        from silver.base_customers
+        where rejection_rule is null and customer_id in (select customer_id from account_versions)
+        qualify row_number() over (partition by customer_id, valid_from
+                                   order by loaded_at desc, batch_id desc) = 1
+    )
+),
+
+-- Each target's own account and its counterparty, both as of the target's time.
+account_refs as (
+    select transaction_id, transaction_at, account_id, true as is_own from _ml_targets
+    union all
+    select transaction_id, transaction_at, counterparty_account_id, false from _ml_targets
+    where counterparty_account_id is not null
+),
+
+accounts_at as (
+    select r.transaction_id, r.transaction_at, r.is_own, a.account_id, a.customer_id, a.account_type, a.balance_idr
+    from account_refs as r
+    asof join account_versions as a on a.account_id = r.account_id and r.transaction_at >= a.in_force_from
+    where not a.is_deleted
+)
+
+select a.transaction_id, a.is_own, a.account_id, a.account_type, a.balance_idr, c.segment, c.bank_id,
+       home.latitude as home_latitude, home.longitude as home_longitude
+from accounts_at as a
+asof left join customer_versions as c
+    on c.customer_id = a.customer_id and a.transaction_at >= c.in_force_from
+left join silver.int_locations_geocoded as home on home.location_id = c.location_id
+"""
+
+
 def feature_sql() -> str:
-    """The feature query over the temp tables `_ml_targets` and `_ml_scope` (target bounds `$1`, `$2`)."""
+    """The feature query over the temp tables `_ml_targets`, `_ml_scope` and `_ml_master` (target bounds `$1`, `$2`)."""
     night_lo, night_hi = NIGHT_HOURS
     txn = f"({transactions_sql()})"
     windows = ",\n        ".join(
@@ -295,14 +382,6 @@ pair_first as (
     group by all
 ),
 
-accounts as (
-    select a.account_id, a.account_type, cast(a.balance_idr as double) as balance_idr, c.segment, c.bank_id,
-           home.latitude as home_latitude, home.longitude as home_longitude
-    from silver.stg_accounts as a
-    left join silver.stg_customers as c on c.customer_id = a.customer_id
-    left join silver.int_locations_geocoded as home on home.location_id = c.location_id
-),
-
 joined as (
     select
         g.transaction_id, g.account_id, g.transaction_at, g.transaction_date, g.status, g.batch_id,
@@ -334,8 +413,8 @@ joined as (
        and pt.day_no = date_diff('day', date '1970-01-01', g.transaction_date)
     left join pair_first as pf
         on pf.account_id = g.account_id and pf.counterparty_account_id = g.counterparty_account_id
-    left join accounts as own on own.account_id = g.account_id
-    left join accounts as cp on cp.account_id = g.counterparty_account_id
+    left join _ml_master as own on own.transaction_id = g.transaction_id and own.is_own
+    left join _ml_master as cp on cp.transaction_id = g.transaction_id and not cp.is_own
     left join silver.int_locations_geocoded as place on place.location_id = g.location_id
 )
 
@@ -380,19 +459,31 @@ def compute(wh: Warehouse, where: str, params: Sequence[Any] | None = None, *, n
 
     `new_only` looks for the targets among the not-yet-transformed bronze tail only (a freshly
     landed file), which spares a scan of silver; the features themselves are the same.
+
+    Every statement runs in the warehouse (temp tables, then the feature query); only the feature
+    rows of the targets come back. On Snowflake the DuckDB SQL is translated by `dialect_sql()`.
     """
     check_silver(wh)
     _quiet(wh)
     prepare_tail(wh)
     source = "_ml_tail" if new_only else f"({transactions_sql()})"
-    wh.execute(f"create or replace temp table _ml_targets as select * from {source} where {where}", params)
+    wh.execute(
+        dialect_sql(wh, f"create or replace temp table _ml_targets as select * from {source} where {where}"), params
+    )
     try:
         row = wh.fetchone("select min(transaction_at), max(transaction_at) from _ml_targets")
         lo, hi = row if row and row[0] is not None else (_EPOCH, _EPOCH)  # no targets: any bound will do
-        bounds = [lo, hi]  # $1, $2 in the SQL
-        wh.execute(scope_sql(), bounds)
-        return fetch_df(wh, feature_sql(), bounds)
+        if wh.dialect == "duckdb":
+            bounds: list[Any] | None = [lo, hi]  # $1, $2 in the SQL
+            wh.execute(scope_sql(), bounds)
+            wh.execute(master_sql())
+            return fetch_df(wh, feature_sql(), bounds)
+        # Snowflake's qmark binding has no numbered parameters: the two bounds go in as literals.
+        wh.execute(dialect_sql(wh, _inline_bounds(scope_sql(), lo, hi)))
+        wh.execute(dialect_sql(wh, master_sql()))
+        return fetch_df(wh, _inline_bounds(feature_sql(), lo, hi))
     finally:
+        wh.execute("drop table if exists _ml_master")
         wh.execute("drop table if exists _ml_scope")
         wh.execute("drop table if exists _ml_targets")
         wh.execute("drop table if exists _ml_tail")
@@ -401,19 +492,184 @@ def compute(wh: Warehouse, where: str, params: Sequence[Any] | None = None, *, n
 _EPOCH = datetime(1970, 1, 1)
 
 
+def _inline_bounds(sql: str, lo: datetime, hi: datetime) -> str:
+    """The SQL with `$1`/`$2` replaced by timestamp literals (microseconds kept)."""
+    for n, value in ((2, hi), (1, lo)):
+        sql = sql.replace(f"${n}", f"cast('{value.isoformat(sep=' ')}' as timestamp)")
+    return sql
+
+
 def _quiet(wh: Warehouse) -> None:
     # DuckDB draws its own progress bar on the terminal for long queries; progress is ours to report.
-    wh.execute("set enable_progress_bar = false")
+    if wh.dialect == "duckdb":
+        wh.execute("set enable_progress_bar = false")
 
 
 def fetch_df(wh: Warehouse, sql: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
-    """Run a query and return a DataFrame (Arrow-backed transfer, no row-by-row Python)."""
+    """Run a query (DuckDB dialect) and return a DataFrame (Arrow-backed transfer, no row-by-row Python)."""
     con = getattr(wh, "con", None)
-    if con is None or getattr(wh, "dialect", "duckdb") != "duckdb":
-        # The feature SQL is DuckDB's (ASOF joins, QUALIFY, $n parameters); a Snowflake version is
-        # future work. DuckDB's own DataFrame transfer keeps dates and timestamps as datetime64.
-        raise BankpipeError(f"ML features need the DuckDB warehouse (got {type(wh).__name__})")
-    return con.execute(sql, params).df()
+    if wh.dialect == "duckdb" and con is not None:
+        # DuckDB's own DataFrame transfer keeps dates and timestamps as datetime64.
+        return con.execute(sql, params).df()
+    return _frame(wh.fetch_arrow(dialect_sql(wh, sql), params))
+
+
+def _frame(table: pa.Table) -> pd.DataFrame:
+    """An Arrow result as DuckDB's `.df()` would give it: numbers as int64/float64, dates as datetime64.
+
+    Snowflake's NUMBER arrives as Arrow decimals (object columns in pandas, which scikit-learn and
+    the masks in training would not treat as numbers); the DuckDB path never sees them.
+    """
+    import pyarrow as pa
+
+    columns = []
+    for field in table.schema:
+        col = table.column(field.name)
+        if pa.types.is_decimal(field.type):
+            col = col.cast(pa.int64() if field.type.scale == 0 else pa.float64())
+        columns.append(col)
+    return pa.table(columns, names=table.column_names).to_pandas(date_as_object=False)
+
+
+# --- Snowflake ------------------------------------------------------------------------------------
+# The DuckDB SQL above stays the one definition; sqlglot translates it (windows inlined, semi joins
+# as EXISTS, FILTER as COUNT_IF, GREATEST's null rule kept) and `to_snowflake` rewrites what it
+# leaves in DuckDB's words, so training and scoring see the same features on either warehouse.
+# sqlglot is imported where it is used: it comes with the `snowflake` extra, which DuckDB-only
+# installs do not have.
+
+# strptime formats the SQL uses, in Snowflake's notation (as dbt/macros/parsing.sql writes them).
+_SNOWFLAKE_FORMATS = {"%Y-%m-%d": "YYYY-MM-DD", "%Y-%m-%d %H:%M:%S": "YYYY-MM-DD HH24:MI:SS"}
+# Snowflake has no infinite timestamps; nothing in the bank's data is older than this.
+_SNOWFLAKE_MIN_TS = "0001-01-01 00:00:00"
+
+
+def dialect_sql(wh: Warehouse, sql: str) -> str:
+    """One DuckDB statement as this warehouse runs it (unchanged on DuckDB)."""
+    if wh.dialect == "duckdb":
+        return sql
+    return to_snowflake(sql, emulator=bool(getattr(wh, "is_emulator", False)))
+
+
+def to_snowflake(sql: str, *, emulator: bool = False) -> str:
+    """Translate one DuckDB statement to Snowflake SQL.
+
+    `emulator` (fakesnow, which cannot parse `ASOF JOIN … MATCH_CONDITION`) writes as-of joins as
+    an ordinary join on the interval to the next version, as dbt/macros/asof_join.sql does; it
+    gives the same rows when the right side has one row per key and time, as all of them here do.
+    """
+    import sqlglot
+    from sqlglot import exp
+
+    def rewrite(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Cast) and node.this.is_string and node.this.name in ("-infinity", "infinity"):
+            if node.this.name == "infinity":
+                raise BankpipeError("internal: +infinity has no Snowflake equivalent")
+            return exp.Cast(this=exp.Literal.string(_SNOWFLAKE_MIN_TS), to=node.args["to"])
+        if isinstance(node, exp.Anonymous) and node.name.lower() == "try_strptime":
+            text, fmt = node.expressions
+            return exp.Anonymous(
+                this="TRY_TO_TIMESTAMP_NTZ", expressions=[text, exp.Literal.string(_SNOWFLAKE_FORMATS[fmt.name])]
+            )
+        if isinstance(node, exp.Anonymous) and node.name.lower() == "timezone":
+            # DuckDB's timezone(zone, timestamptz) is the wall-clock time there, without a zone.
+            zone, ts = node.expressions
+            converted = exp.Anonymous(this="CONVERT_TIMEZONE", expressions=[zone, ts])
+            return exp.Cast(this=converted, to=exp.DataType.build("TIMESTAMP_NTZ", dialect="snowflake"))
+        if isinstance(node, exp.Div) and not _is_double(node.this):
+            # DuckDB divides integers and decimals in DOUBLE; Snowflake keeps NUMBER with a few
+            # decimals (1/3 = 0.333333), which would change every ratio feature.
+            node.set("this", exp.Cast(this=node.this, to=exp.DataType.build("DOUBLE")))
+            return node
+        if isinstance(node, exp.Identifier) and node.quoted and node.name != node.name.upper():
+            # Snowflake stores unquoted names upper-case; DuckDB's quoted "date" means DATE there.
+            return exp.Identifier(this=node.name.upper(), quoted=True)
+        if isinstance(node, exp.Join) and str(node.args.get("method") or "").upper() == "ASOF":
+            return _asof_portable(node) if emulator else _asof_native(node)
+        return node
+
+    tree = sqlglot.parse_one(sql, read="duckdb")
+    # Children before their parents (sqlglot's transform() would skip the insides of a replaced
+    # node), so a rewritten node always carries rewritten children.
+    for node in reversed(list(tree.walk())):
+        new = rewrite(node)
+        if new is not node:
+            if node is tree:
+                tree = new
+            else:
+                node.replace(new)
+    # sqlglot moves comments about; the DuckDB source is where they are read.
+    return tree.sql(dialect="snowflake", comments=False)
+
+
+def _is_double(node: exp.Expression) -> bool:
+    from sqlglot import exp
+
+    return isinstance(node, exp.Cast) and node.to.this in (exp.DataType.Type.DOUBLE, exp.DataType.Type.FLOAT)
+
+
+def _asof_parts(join: exp.Join) -> tuple[exp.GTE, list[exp.Expression], str]:
+    """(the `left_time >= right.time` comparison, the equality conditions, the right side's alias)."""
+    from sqlglot import exp
+
+    alias = join.this.alias_or_name
+    conditions = list(join.args["on"].flatten()) if isinstance(join.args["on"], exp.And) else [join.args["on"]]
+    match = [c for c in conditions if isinstance(c, exp.GTE)]
+    if len(match) != 1 or not isinstance(match[0].expression, exp.Column) or match[0].expression.table != alias:
+        raise BankpipeError(f"internal: as-of join on {alias} needs one `left_time >= {alias}.time` condition")
+    return match[0], [c for c in conditions if c is not match[0]], alias
+
+
+def _asof_native(join: exp.Join) -> exp.Join:
+    """Snowflake's `ASOF JOIN … MATCH_CONDITION (…) ON …`.
+
+    Snowflake's as-of join keeps unmatched left rows (null-padded) like DuckDB's ASOF LEFT JOIN;
+    the one inner as-of join here (accounts_at) filters on a right-side column right after, which
+    drops those rows as DuckDB's inner join does.
+    """
+    from sqlglot import exp
+
+    match, equal, _ = _asof_parts(join)
+    out = exp.Join(this=join.this.copy(), method="ASOF", match_condition=match.copy())
+    if equal:
+        out.set("on", exp.and_(*[c.copy() for c in equal]))
+    return out
+
+
+def _asof_portable(join: exp.Join) -> exp.Join:
+    """The as-of join as a range join to each right row's successor (exact for unique key + time)."""
+    from sqlglot import exp
+
+    match, equal, alias = _asof_parts(join)
+    right_time = match.expression.name
+    by = [c.this if c.this.table == alias else c.expression for c in equal if isinstance(c, exp.EQ)]
+    if len(by) != len(equal) or any(not isinstance(b, exp.Column) or b.table != alias for b in by):
+        raise BankpipeError(f"internal: as-of join on {alias}: only `key = {alias}.key` conditions can be rewritten")
+    partition = f"partition by _asof.{', _asof.'.join(b.name for b in by)} " if by else ""
+    wrapper = _parse(
+        f"select * from (select _asof.*, lead(_asof.{right_time}) over ({partition}order by _asof.{right_time})"
+        f" as _asof_next from _asof_source as _asof) as {alias}"
+    )
+    # The right side goes in as it is (already translated), not through text again.
+    source = join.this.copy()
+    source.set("alias", exp.TableAlias(this=exp.to_identifier("_asof")))
+    next(t for t in wrapper.find_all(exp.Table) if t.name == "_asof_source").replace(source)
+    condition = exp.and_(
+        *[c.copy() for c in equal],
+        match.copy(),
+        _parse(f"({alias}._asof_next is null or {match.this.sql(dialect='duckdb')} < {alias}._asof_next)"),
+    )
+    out = exp.Join(this=wrapper.args["from_"].this, on=condition)
+    if join.side:
+        out.set("side", join.side)
+    return out
+
+
+def _parse(sql: str) -> exp.Expression:
+    """A DuckDB expression or statement as a sqlglot tree."""
+    import sqlglot
+
+    return sqlglot.parse_one(sql, read="duckdb")
 
 
 def fraud_labels_sql() -> str:

@@ -46,6 +46,19 @@ def card_precision_at_k(frame: pd.DataFrame, k: int = 100) -> float | None:
     return float(np.mean(precisions)) if precisions else None
 
 
+def card_precision_ceiling(frame: pd.DataFrame, k: int = 100) -> float | None:
+    """CP@k of a perfect ranking: mean over days of min(fraudulent accounts that day, k) / k.
+
+    `frame` holds `transaction_date`, `account_id` and `y`; with few fraudulent accounts a day, even
+    a perfect model cannot fill its k alerts, so CP@k is only comparable next to this bound.
+    """
+    if frame.empty:
+        return None
+    accounts = frame.groupby(["transaction_date", "account_id"], sort=False)["y"].max()
+    per_day = accounts.groupby(level=0, sort=True).sum()
+    return float((per_day.clip(upper=k) / k).mean())
+
+
 def best_f1_threshold(y: Sequence[int] | np.ndarray, score: Sequence[float] | np.ndarray) -> float:
     """The score threshold with the highest F1 (0.5 when there is no positive to learn it from)."""
     y = np.asarray(y)
@@ -79,6 +92,7 @@ def binary_report(
     }
     if frame is not None:
         out[f"card_precision_at_{k}"] = card_precision_at_k(frame.assign(score=score, y=y), k)
+        out[f"card_precision_ceiling_at_{k}"] = card_precision_ceiling(frame.assign(y=y), k)
     return out
 
 

@@ -4,6 +4,8 @@ Both paths call the same `Scorer.score()` with a different predicate: batch take
 a champion has not scored yet, real-time the transactions of the stream batch that just landed.
 Features come from `features.compute()` either way, so a transaction gets the same features and
 score whichever path reaches it first, and it is scored once per model (the unscored predicate).
+`bankpipe ml score --rescore` replaces the scores (and alerts) of earlier versions with the
+champion's, so every row can be made to carry the current model.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ TARGETS = ("fraud", "status")
 STATUS_CLASSES = ("Success", "Pending", "Failed")
 # How often a long-running scorer (stream --follow) checks whether a new champion was promoted.
 REFRESH_S = 60.0
+# `--rescore` modes: rows of versions other than the champion, or every scored row.
+RESCORE_MODES = ("stale", "all")
 
 DDL = [
     """create table if not exists gold.ml_transaction_scores (
@@ -44,7 +48,7 @@ DDL = [
     score           double not null,   -- fraud: P(fraud); status: P(not Success)
     label           varchar not null,  -- fraud: fraud | legit at the version's threshold; status: predicted status
     scored_at       timestamptz not null,
-    scored_by       varchar not null   -- batch | realtime
+    scored_by       varchar not null   -- batch | realtime | rescore
 )""",
     """create table if not exists gold.fraud_alerts (
     transaction_id  varchar not null,
@@ -57,7 +61,7 @@ DDL = [
     batch_id        varchar,
     landed_at       timestamptz,       -- when the transaction's file appeared (real-time only)
     alerted_at      timestamptz not null,
-    raised_by       varchar not null   -- batch | realtime
+    raised_by       varchar not null   -- batch | realtime | rescore
 )""",
 ]
 
@@ -65,7 +69,7 @@ DDL = [
 def ensure_tables(wh: Warehouse) -> None:
     """Create the gold scoring tables if they are missing."""
     for statement in DDL:
-        wh.execute(statement)
+        wh.execute(features.dialect_sql(wh, statement))
 
 
 @dataclass
@@ -86,18 +90,22 @@ class ScoreSummary:
     """Rows scored and alerts raised per model in one call."""
 
     scored: dict[str, int] = field(default_factory=dict)  # "name vN" → rows
+    rescored: dict[str, int] = field(default_factory=dict)  # "name vN" → rows replaced (--rescore)
     alerts: int = 0
     seconds: float = 0.0
 
     @property
     def rows(self) -> int:
-        return sum(self.scored.values())
+        return sum(self.scored.values()) + sum(self.rescored.values())
 
     def line(self) -> str:
         """One line for the console and the run log."""
-        if not self.scored:
+        if not self.scored and not self.rescored:
             return "no champion model yet (run: bankpipe ml train --target fraud)"
-        parts = ", ".join(f"{name}: {n} scored" for name, n in self.scored.items())
+        parts = ", ".join(
+            [f"{name}: {n} re-scored" for name, n in self.rescored.items()]
+            + [f"{name}: {n} scored" for name, n in self.scored.items()]
+        )
         return f"{parts}; {self.alerts} fraud alerts ({self.seconds:.1f}s)"
 
 
@@ -155,15 +163,81 @@ class Scorer:
         if df.empty:
             summary.scored = {f"{c.info.name} v{c.info.version}": 0 for c in self.champions.values()}
             return summary
+        # Which rows each model still lacks is read before the transaction opens: it needs a temp
+        # table, and on Snowflake creating one (DDL) would commit the open transaction.
+        parts = {c.target: df[_unscored_rows(wh, df, c.info.name)] for c in self.champions.values()}
         scored_at = ops.now()
         with wh.transaction():
             for champ in self.champions.values():
-                rows = _unscored_rows(wh, df, champ.info.name)
-                part = df[rows]
+                part = parts[champ.target]
                 n = self._write(wh, champ, part, scored_at, mode)
                 summary.scored[f"{champ.info.name} v{champ.info.version}"] = n
                 if champ.target == "fraud" and n:
                     summary.alerts += _raise_alerts(wh, champ, part, scored_at, mode)
+        summary.seconds = time.monotonic() - started
+        return summary
+
+    def rescore(self, wh: Warehouse, mode: str = "stale") -> ScoreSummary:
+        """Replace the scores of earlier versions (`stale`) or all scores (`all`) with the champions', alerts too.
+
+        Each re-scored transaction loses its rows of that model (score and alert) and gets the
+        champion's, in one warehouse transaction: nothing is duplicated and nothing is lost.
+        """
+        if mode not in RESCORE_MODES:
+            raise BankpipeError(f"unknown rescore mode {mode!r}: choose {' or '.join(RESCORE_MODES)}")
+        started = time.monotonic()
+        summary = ScoreSummary()
+        if not self.champions:
+            return summary
+        ensure_tables(wh)
+        stale = {c.info.name: (None if mode == "all" else c.info.version) for c in self.champions.values()}
+        which = " or ".join(
+            f"(model_name = '{name}'" + ("" if version is None else f" and model_version <> '{version}'") + ")"
+            for name, version in stale.items()
+        )
+        df = features.compute(
+            wh, f"transaction_id in (select transaction_id from gold.ml_transaction_scores where {which})"
+        )
+        # The rows to replace, and the temp table naming them, are made before the transaction opens
+        # (on Snowflake a CREATE would commit it); only the deletes and inserts run inside.
+        parts = {
+            c.target: df[_scored_rows(wh, df, c.info.name, other_than=stale[c.info.name])]
+            for c in self.champions.values()
+        }
+        wh.execute("create or replace temp table _ml_rescored (model_name varchar, transaction_id varchar)")
+        for champ in self.champions.values():
+            ids = parts[champ.target]["transaction_id"].to_numpy()
+            wh.append_arrow(
+                "_ml_rescored",
+                pa.table(
+                    {
+                        "model_name": pa.array([champ.info.name] * len(ids), pa.string()),
+                        "transaction_id": pa.array(ids, pa.string()),
+                    }
+                ),
+            )
+        scored_at = ops.now()
+        try:
+            with wh.transaction():
+                for champ in self.champions.values():
+                    name = champ.info.name
+                    part = parts[champ.target]
+                    for table in ("gold.ml_transaction_scores", "gold.fraud_alerts"):
+                        wh.execute(
+                            f"delete from {table} where model_name = ? and transaction_id in"
+                            " (select transaction_id from _ml_rescored where model_name = ?)",
+                            [name, name],
+                        )
+                    n = self._write(wh, champ, part, scored_at, "rescore")
+                    summary.rescored[f"{name} v{champ.info.version}"] = n
+                    if champ.target == "fraud" and n:
+                        summary.alerts += _raise_alerts(wh, champ, part, scored_at, "rescore")
+        finally:
+            wh.execute("drop table if exists _ml_rescored")
+        left = wh.fetchone(f"select count(*) from gold.ml_transaction_scores where {which}")
+        if mode == "stale" and left and left[0]:
+            # Scores of transactions silver no longer holds as valid: nothing to score them with.
+            log.warning("%d score row(s) of earlier versions left: their transactions have no features", left[0])
         summary.seconds = time.monotonic() - started
         return summary
 
@@ -202,19 +276,28 @@ def predict(champ: Champion, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 def _unscored_rows(wh: Warehouse, df: pd.DataFrame, model_name: str) -> np.ndarray:
     """Boolean mask of the feature rows this model has not scored yet."""
+    return ~_scored_rows(wh, df, model_name)
+
+
+def _scored_rows(wh: Warehouse, df: pd.DataFrame, model_name: str, other_than: str | None = None) -> np.ndarray:
+    """Boolean mask of the feature rows this model has scored (only by versions other than `other_than`, if given)."""
     ids = pa.table({"transaction_id": pa.array(df["transaction_id"].to_numpy(), pa.string())})
     wh.execute("create or replace temp table _ml_candidates (transaction_id varchar)")
     wh.append_arrow("_ml_candidates", ids)
     done = {
         r[0]
         for r in wh.fetchall(
-            "select s.transaction_id from gold.ml_transaction_scores s"
-            " semi join _ml_candidates c on c.transaction_id = s.transaction_id where s.model_name = ?",
-            [model_name],
+            features.dialect_sql(
+                wh,
+                "select s.transaction_id from gold.ml_transaction_scores s"
+                " semi join _ml_candidates c on c.transaction_id = s.transaction_id"
+                " where s.model_name = ? and s.model_version is distinct from ?",
+            ),
+            [model_name, other_than],
         )
     }
     wh.execute("drop table _ml_candidates")
-    return ~df["transaction_id"].isin(done).to_numpy()
+    return df["transaction_id"].isin(done).to_numpy()
 
 
 def _raise_alerts(wh: Warehouse, champ: Champion, df: pd.DataFrame, alerted_at: Any, mode: str) -> int:
@@ -241,25 +324,37 @@ def _raise_alerts(wh: Warehouse, champ: Champion, df: pd.DataFrame, alerted_at: 
     if mode == "realtime":
         # The file's arrival time, from the ingest ledger, makes landed → alert latency measurable.
         wh.execute(
-            """update gold.fraud_alerts a set landed_at = f.landed_at
+            features.dialect_sql(
+                wh,
+                """update gold.fraud_alerts a set landed_at = f.landed_at
                from (select batch_id, to_timestamp(min(mtime_ns) / 1e9) as landed_at
                      from ops.ingested_files where status = 'loaded' group by batch_id) f
-               where a.batch_id = f.batch_id and a.landed_at is null and a.raised_by = 'realtime'"""
+               where a.batch_id = f.batch_id and a.landed_at is null and a.raised_by = 'realtime'""",
+            )
         )
     log.warning("%d fraud alert(s) from %s v%s (%s)", n, champ.info.name, champ.info.version, mode)
     return n
 
 
-def run(settings: Settings) -> ScoreSummary:
-    """`bankpipe ml score`: every transaction a champion has not scored yet (incremental, idempotent)."""
+def run(settings: Settings, rescore: str | None = None) -> ScoreSummary:
+    """`bankpipe ml score`: every transaction a champion has not scored yet (incremental, idempotent).
+
+    With `rescore` (`stale` or `all`), the rows of earlier versions (or all rows) are replaced
+    with the champions' first.
+    """
     scorer = Scorer(settings)
     if not scorer.champions:
         log.warning("no champion model in %s: nothing scored", settings.mlflow_tracking_uri)
         return ScoreSummary()
     with connect(settings) as wh, ops.step(wh, "ml.score") as step:
+        # Re-scoring first: the incremental pass then scores only what no model version has seen.
+        replaced = scorer.rescore(wh, rescore) if rescore is not None else ScoreSummary()
         summary = scorer.score(wh, "true", [], "batch")
+        summary.rescored = replaced.rescored
+        summary.alerts += replaced.alerts
+        summary.seconds += replaced.seconds
         step.rows_out = summary.rows
-        step.details = {"scored": summary.scored, "alerts": summary.alerts}
+        step.details = {"scored": summary.scored, "rescored": summary.rescored, "alerts": summary.alerts}
     log.info("scored: %s", summary.line())
     return summary
 

@@ -107,7 +107,14 @@ class TrainResult:
         """Human-readable lines: the three models side by side and the promotion decision."""
         lines = [f"{self.target} model, test window {self.split.test_window}:"]
         keys = (
-            ["roc_auc", "average_precision", "card_precision_at_100", "precision", "recall"]
+            [
+                "roc_auc",
+                "average_precision",
+                "card_precision_at_100",
+                "card_precision_ceiling_at_100",
+                "precision",
+                "recall",
+            ]
             if self.target == "fraud"
             else ["macro_f1", "accuracy", "roc_auc_ovr"]
         )
@@ -248,12 +255,17 @@ def load_data(settings: Settings, target: str, cfg: TrainConfig) -> tuple[pd.Dat
         features.check_silver(wh)
         features.prepare_tail(wh)
         row = wh.fetchone(
-            f"select min(transaction_date), max(transaction_date), count(*) from ({features.transactions_sql()})"
+            features.dialect_sql(
+                wh,
+                f"select min(transaction_date), max(transaction_date), count(*) from ({features.transactions_sql()})",
+            )
         )
         if not row or not row[2]:
             raise BankpipeError("no transactions in silver yet: run `bankpipe ingest stream` and `bankpipe transform`")
         split = time_split(row[0], row[1], target, cfg)
         log.info("computing features for %s..%s", split.train_start, split.test_end - timedelta(days=1))
+        # The features are computed in the warehouse; only the window's feature rows and the labels
+        # come back, because scikit-learn fits in memory here.
         df = features.compute(wh, "transaction_date >= ? and transaction_date < ?", [split.train_start, split.test_end])
         reports = features.fetch_df(wh, features.fraud_labels_sql()) if target == "fraud" else None
     df["is_test"] = (df["transaction_date"] >= pd.Timestamp(split.test_start)).to_numpy()

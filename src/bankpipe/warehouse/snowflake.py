@@ -242,6 +242,11 @@ class SnowflakeWarehouse:
     def from_settings(cls, settings: Settings) -> SnowflakeWarehouse:
         return cls(SnowflakeConfig.from_settings(settings))
 
+    @property
+    def is_emulator(self) -> bool:
+        """True on the fakesnow emulator (account `fakesnow`, as dbt's shims decide), for SQL it cannot parse."""
+        return self.config.account.lower() == "fakesnow"
+
     # --- the Warehouse protocol -----------------------------------------------------------------
 
     def _cursor_execute(self, sql: str, params: Sequence[Any] | None = None) -> Any:

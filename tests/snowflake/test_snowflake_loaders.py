@@ -245,3 +245,33 @@ def test_fetch_arrow_is_columnar_and_lower_case_on_both(settings, sf_settings):
             assert table.column_names == ["source_table", "key_value"]
             assert table.to_pylist() == [{"source_table": "customer", "key_value": "CUST-0001"}]
             assert wh.fetch_arrow("select source_table from ops.watermarks where false").num_rows == 0
+
+
+# Snowflake's reserved keywords (docs: "Reserved & limited keywords"); the emulator accepts them
+# as column names, a real account does not.
+_SNOWFLAKE_RESERVED = {
+    "account", "all", "alter", "and", "any", "as", "between", "by", "case", "cast", "check", "column",
+    "connect", "connection", "constraint", "create", "cross", "current", "current_date", "current_time",
+    "current_timestamp", "current_user", "database", "delete", "distinct", "drop", "else", "exists", "false",
+    "following", "for", "from", "full", "grant", "group", "gscluster", "having", "ilike", "in", "increment",
+    "inner", "insert", "intersect", "into", "is", "issue", "join", "lateral", "left", "like", "localtime",
+    "localtimestamp", "minus", "natural", "not", "null", "of", "on", "or", "order", "organization", "qualify",
+    "regexp", "revoke", "right", "rlike", "row", "rows", "sample", "schema", "select", "set", "some", "start",
+    "table", "tablesample", "then", "to", "trigger", "true", "try_cast", "union", "unique", "update", "using",
+    "values", "view", "when", "whenever", "where", "with",
+}  # fmt: skip
+
+
+def test_snowflake_ddl_quotes_reserved_column_names() -> None:
+    import re
+
+    from bankpipe.warehouse.snowflake import snowflake_ddl
+
+    unquoted = [
+        (statement.split("(")[0].split()[-1], m.group(1))
+        for statement in snowflake_ddl()
+        if statement.lstrip().startswith("create table")
+        for m in re.finditer(r"^\s+([a-z_][a-z0-9_]*)\s+\w", statement.split("(", 1)[1], re.MULTILINE)
+    ]
+    assert ("ops.ingested_files", "file_name") in unquoted, "the check must see the column definitions"
+    assert not [(t, c) for t, c in unquoted if c in _SNOWFLAKE_RESERVED]

@@ -164,6 +164,9 @@ def snowflake_ddl() -> list[str]:
         # The run log's details are bound as JSON text by ops.step; Snowflake will not bind text to a
         # VARIANT column in an UPDATE, so they stay text (parse_json() reads them).
         stmt = stmt.replace("details     json", "details     varchar")
+        # ROWS is a reserved word in Snowflake (not in DuckDB): quoted as Snowflake stores the
+        # unquoted name, so `wh.ident("rows")` and positional inserts still find it.
+        stmt = stmt.replace("    rows         bigint", '    "ROWS"       bigint')
         out.append(stmt)
     # Column names are upper-case, as Snowflake stores unquoted names (dbt's snowflake__bronze_column).
     extracted = ", ".join(f'_record:"{c}"::varchar as "{c.upper()}"' for c in STREAM_FIELDS + STREAM_EXTENSIONS)

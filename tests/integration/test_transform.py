@@ -135,7 +135,7 @@ def test_build_succeeds_with_models_tests_and_unit_tests(built: Built) -> None:
     assert r.success and not r.failed
     assert r.count("model", "success") >= 30
     assert r.count("test", "pass") >= 100
-    assert r.count("unit_test", "pass") >= 5
+    assert r.count("unit_test", "pass") >= 9
     state = built.settings.state / "dbt"
     assert (state / "profiles.yml").is_file() and (state / "target" / "manifest.json").is_file()
     assert not (transform.project_dir() / "target").exists(), "dbt wrote into the repository"

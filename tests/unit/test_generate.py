@@ -408,6 +408,29 @@ def test_fraud_cases_arrive_late_and_only_within_the_period(run):
     assert 0.5 < delay.median() < 15
 
 
+def test_a_compromised_point_is_reported_while_it_is_still_compromised(run):
+    """Each victim reports on its own within days: the bank can see a point while it is active."""
+    config, _ = run
+    tx = pq.read_table(config.truth_dir / "transactions.parquet").to_pandas()
+    points = json.loads((config.truth_dir / "summary.json").read_text())["compromised_points"]
+    assert points
+    for p in points:
+        first, last = date.fromisoformat(p["first_day"]), date.fromisoformat(p["last_day"])
+        assert (last - first).days + 1 >= min(14, config.days)
+        victims = tx[tx.fraud_incident == p["fraud_incident"]]
+        assert (victims.fraud_scenario == "compromised_point").all() and len(victims) == p["fraudulent"]
+        reported = victims.reported_at.dropna()
+        # One report per victim transaction, each at its own time, not one for the whole incident.
+        assert len(reported) == pytest.approx(0.9 * len(victims), rel=0.2, abs=3)
+        if len(reported) >= 5:
+            assert reported.nunique() > len(reported) // 2
+        end_of_window = datetime.combine(last + timedelta(days=1), datetime.min.time())
+        if p["fraudulent"] >= 10:
+            assert (reported < end_of_window).any(), p
+    delay = (tx.reported_at - tx.ts).dt.total_seconds() / 86400
+    assert 1 < delay[tx.fraud_scenario == "compromised_point"].median() < 5
+
+
 # --- settings -----------------------------------------------------------------------------------
 
 

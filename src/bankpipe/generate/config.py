@@ -24,7 +24,7 @@ class FraudConfig:
 
     rate: float = 0.005
     # Scenario mix (normalised): amount far above the account's habit; account takeover (a night
-    # burst of transfers to new mule accounts); a compromised ATM/EDC point for some days.
+    # burst of transfers to new mule accounts); a compromised ATM/EDC point for 14–28 days.
     large_amount: float = 0.4
     account_takeover: float = 0.35
     compromised_point: float = 0.25

@@ -27,10 +27,21 @@ log = logging.getLogger(__name__)
 
 SCENARIOS: tuple[str, ...] = ("none", "large_amount", "account_takeover", "compromised_point")
 LARGE, TAKEOVER, COMPROMISED = 1, 2, 3
-# Reporting delay (days) per scenario: a drained account is noticed fast; a skimmed terminal is
-# found only when the bank links cases to a common point.
-_DELAY = {LARGE: (3.0, 0.7), TAKEOVER: (1.5, 0.6), COMPROMISED: (10.0, 0.5)}
+# Reporting delay (days, log-normal median and spread) per scenario: a drained account is noticed
+# fast; each victim of a compromised point reports the unauthorised withdrawal or card payment on
+# its own within days, so a point's fraud becomes known while the point is still compromised.
+_DELAY = {LARGE: (3.0, 0.7), TAKEOVER: (1.5, 0.6), COMPROMISED: (2.5, 0.6)}
 _FALSE_DELAY = (5.0, 0.6)
+# How long a point stays compromised (days, inclusive bounds): longer than the reporting delay, as
+# in the Fraud Detection Handbook's simulator (28 days), so its later fraud is learnable.
+COMPROMISED_DAYS = (14, 28)
+# Victims per compromised point (inclusive bounds): a skimmer harvests a limited number of cards, so
+# the scenario's fraud is spread over many points at a time (the handbook compromises two terminals
+# a day) instead of a busy city's ATMs taking the whole budget in one incident.
+COMPROMISED_VICTIMS = (20, 60)
+# Points tried at most (< 256: a point's slot is one byte); a run too big for that many points at
+# the victim cap gets a higher cap.
+_MAX_POINTS = 200
 
 
 def plan_counts(n_total: int, cfg: FraudConfig) -> dict[str, int]:
@@ -119,7 +130,7 @@ class CompromisedPoint:
 def plant_compromised(
     tx: Tx, k: int, share: float, first_day: int, n_days: int, rng: np.random.Generator, incident0: int
 ) -> list[CompromisedPoint]:
-    """Mark about `share` of ATM/EDC transactions at a few city+channel points inside short windows as fraud."""
+    """Mark `share` (at most 20–60 victims) of the ATM/EDC transactions at city+channel points as fraud, 14–28 days."""
     points: list[CompromisedPoint] = []
     if k <= 0 or len(tx) == 0:
         return points
@@ -130,21 +141,34 @@ def plant_compromised(
         return points
     key = tx.location[rows].astype(np.int32) * 8 + tx.channel[rows]
     counts = np.bincount(key).astype(np.float64)
-    # Busy terminals are the ones worth compromising; try them in a volume-weighted random order.
-    with np.errstate(divide="ignore"):
-        candidates = np.argsort(-(np.log(counts) + rng.gumbel(size=len(counts))), kind="stable")[:200]
+    # Points in a uniformly random order, whatever their traffic: a point is all of a city's ATMs
+    # (or EDC terminals), and at a busy city's the few victims of one skimmer would be a few percent
+    # of its transactions — invisible at this granularity, unlike the handbook's single terminals.
+    order = rng.permutation(len(counts))
+    candidates = order[counts[order] > 0][:_MAX_POINTS]
+    # The candidates' rows grouped once (a radix sort on a one-byte slot; stable, so time order is
+    # kept inside a point) instead of one scan of every ATM/EDC row per point.
+    slot = np.full(len(counts), _MAX_POINTS, np.uint8)
+    slot[candidates] = np.arange(len(candidates))
+    at_slot = slot[key]
+    candidate_rows = np.flatnonzero(at_slot < _MAX_POINTS)
+    by_point = rows[candidate_rows[np.argsort(at_slot[candidate_rows], kind="stable")]]
+    bounds = np.r_[0, np.cumsum(np.bincount(at_slot[candidate_rows], minlength=len(candidates)))]
+    mean_victims = sum(COMPROMISED_VICTIMS) / 2
+    scale = max(1.0, k / (mean_victims * _MAX_POINTS / 2))
     done = 0
-    for c in candidates:
-        if done >= k or counts[c] == 0:
+    for i, c in enumerate(candidates):
+        if done >= k:
             break
-        point_rows = rows[key == c]
-        length = int(rng.integers(3, 8))
+        point_rows = by_point[bounds[i] : bounds[i + 1]]
+        length = min(int(rng.integers(COMPROMISED_DAYS[0], COMPROMISED_DAYS[1] + 1)), n_days)
         lo = first_day + int(rng.integers(0, max(1, n_days - length + 1)))
         day = tx.ts[point_rows] // DAY
         in_window = point_rows[(day >= lo) & (day < lo + length)]
         if len(in_window) == 0:
             continue
-        m = min(k - done, max(1, round(share * len(in_window))))
+        cap = round(scale * int(rng.integers(COMPROMISED_VICTIMS[0], COMPROMISED_VICTIMS[1] + 1)))
+        m = min(k - done, cap, max(1, round(share * len(in_window))))
         chosen = rng.choice(in_window, m, replace=False)
         incident = incident0 + len(points)
         tx.fraud[chosen] = COMPROMISED
@@ -166,14 +190,21 @@ class Labels:
 
 
 def fraud_labels(tx: Tx, cfg: FraudConfig, rng: np.random.Generator) -> Labels:
-    """One report per incident (all its transactions), after a scenario-dependent delay; plus false reports."""
+    """Reports after a scenario-dependent delay, plus false reports.
+
+    A large amount or a takeover burst is one incident reported once, after its last transaction;
+    each victim of a compromised point reports its own transaction, as a card holder would.
+    """
     fraud_rows = np.flatnonzero(tx.fraud > 0)
     rows_out: list[np.ndarray] = []
     conf_out: list[np.ndarray] = []
     ts_out: list[np.ndarray] = []
     if len(fraud_rows):
-        inc = tx.incident[fraud_rows]
-        uniq, inv = np.unique(inc, return_inverse=True)
+        # A report unit: the incident, or the transaction itself for a compromised point (a unit
+        # key past every incident id, so both kinds share one vectorised pass).
+        per_row = tx.fraud[fraud_rows] == COMPROMISED
+        unit_key = np.where(per_row, int(tx.incident[fraud_rows].max()) + 1 + fraud_rows, tx.incident[fraud_rows])
+        uniq, inv = np.unique(unit_key, return_inverse=True)
         last_ts = np.full(len(uniq), np.iinfo(np.int64).min)
         np.maximum.at(last_ts, inv, tx.ts[fraud_rows])
         scen = np.zeros(len(uniq), np.int8)

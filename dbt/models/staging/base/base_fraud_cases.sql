@@ -20,7 +20,8 @@ renamed as (
         coalesce(_is_deleted, false) as is_deleted,
 
         ---------- timestamps
-        {{ bankpipe.parse_timestamp('reported_at') }} as reported_at,
+        -- The source's timestamptz arrives as UTC text; transaction times are bank wall-clock time.
+        {{ bankpipe.parse_timestamp_as_bank_time('reported_at') }} as reported_at,
         _created_at as created_at,
         coalesce(_updated_at, _loaded_at) as updated_at,
 

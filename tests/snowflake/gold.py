@@ -13,6 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -135,24 +136,9 @@ def dbt_build_on_fakesnow(settings: Settings, server: dict[str, Any], project: P
     (state / "profiles.yml").write_text(
         yaml.safe_dump({transform.PROFILE: {"target": "fakesnow", "outputs": {"fakesnow": output}}})
     )
-    args = [
-        "build",
-        "--project-dir",
-        str(project),
-        "--profiles-dir",
-        str(state),
-        "--target-path",
-        str(state / "target"),
-        "--log-path",
-        str(state / "logs"),
-        "--no-send-anonymous-usage-stats",
-        "--no-version-check",
-        "--no-use-colors",
-        "--log-level",
-        "none",
-        "--log-level-file",
-        "debug",
-    ]
+    # The same flags `bankpipe transform` passes (state dir, logs, no telemetry), this profile.
+    assert project == transform.project_dir()
+    args = ["build", *transform._common_flags(settings)]
     return dbtRunner(callbacks=[transform._on_event]).invoke(args)
 
 
@@ -199,3 +185,25 @@ def build(root: Path, seed_dir: Path, pg_url: str, server: dict[str, Any]) -> Bu
         emulate_missing_functions()
         result = dbt_build_on_fakesnow(sf_settings, server, transform.project_dir())
     return Built(settings, sf_settings, server, result, sf_settings.state / "dbt" / "logs" / "dbt.log")
+
+
+def comparable(df: pd.DataFrame) -> pd.DataFrame:
+    """A result frame with lower-case columns and one dtype per kind, whichever warehouse produced it.
+
+    Numbers become float64, booleans pandas' nullable boolean, timestamps naive UTC microseconds,
+    everything else objects with None for missing.
+    """
+    out = df.rename(columns=str.lower).copy()
+    for col in out.columns:
+        s = out[col]
+        if pd.api.types.is_bool_dtype(s):
+            out[col] = s.astype("boolean")
+        elif pd.api.types.is_numeric_dtype(s):
+            out[col] = s.astype("float64")
+        elif isinstance(s.dtype, pd.DatetimeTZDtype):
+            out[col] = s.dt.tz_convert("UTC").dt.tz_localize(None).astype("datetime64[us]")
+        elif pd.api.types.is_datetime64_any_dtype(s):
+            out[col] = s.astype("datetime64[us]")
+        else:
+            out[col] = s.astype("object").where(s.notna(), None)
+    return out

@@ -20,7 +20,7 @@ from bankpipe.dashboard.filters import Filters
 from bankpipe.settings import Settings
 from bankpipe.warehouse import connect
 
-from .gold import Built
+from .gold import Built, comparable
 
 pytestmark = [pytest.mark.snowflake_emulated, pytest.mark.integration, pytest.mark.slow]
 pytest.importorskip("dbt.adapters.snowflake")
@@ -28,19 +28,10 @@ pytest.importorskip("dbt.adapters.snowflake")
 
 def normalised(df: pd.DataFrame) -> pd.DataFrame:
     """Lower-case columns, numbers as floats rounded to 6 places, rows in a stable order."""
-    out = df.rename(columns=str.lower).copy()
+    out = comparable(df)
     for col in out.columns:
-        s = out[col]
-        if pd.api.types.is_bool_dtype(s):
-            out[col] = s.astype("boolean")
-        elif pd.api.types.is_numeric_dtype(s):
-            out[col] = s.astype("Float64").round(6)
-        elif isinstance(s.dtype, pd.DatetimeTZDtype):
-            out[col] = s.dt.tz_convert("UTC").dt.tz_localize(None).astype("datetime64[us]")
-        elif pd.api.types.is_datetime64_any_dtype(s):
-            out[col] = s.astype("datetime64[us]")
-        else:
-            out[col] = s.astype("object").where(s.notna(), None)
+        if pd.api.types.is_float_dtype(out[col]):
+            out[col] = out[col].astype("Float64").round(6)
     return out.sort_values(list(out.columns), ignore_index=True, na_position="first")
 
 

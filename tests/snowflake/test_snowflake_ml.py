@@ -30,7 +30,7 @@ from bankpipe.settings import Settings
 from bankpipe.warehouse import Warehouse, connect
 from bankpipe.warehouse.base import JsonFile
 
-from .gold import Built
+from .gold import Built, comparable
 
 pytestmark = [pytest.mark.snowflake_emulated, pytest.mark.integration, pytest.mark.slow]
 pytest.importorskip("dbt.adapters.snowflake")
@@ -132,19 +132,7 @@ def with_extras(on_emulator: Built, tmp_path: Path) -> Iterator[Built]:
 
 def normalised(df: pd.DataFrame, ignore: list[str] = IGNORED) -> pd.DataFrame:
     """Lower-case columns; numbers as float64, times as datetime64[us], text as objects; rows by id."""
-    out = df.rename(columns=str.lower).drop(columns=ignore, errors="ignore").copy()
-    for col in out.columns:
-        s = out[col]
-        if pd.api.types.is_bool_dtype(s):
-            out[col] = s.astype("boolean")
-        elif pd.api.types.is_numeric_dtype(s):
-            out[col] = s.astype("float64")
-        elif isinstance(s.dtype, pd.DatetimeTZDtype):
-            out[col] = s.dt.tz_convert("UTC").dt.tz_localize(None).astype("datetime64[us]")
-        elif pd.api.types.is_datetime64_any_dtype(s):
-            out[col] = s.astype("datetime64[us]")
-        else:
-            out[col] = s.astype("object").where(s.notna(), None)
+    out = comparable(df.drop(columns=[c for c in df.columns if c.lower() in ignore]))
     keys = [c for c in ("transaction_id", "model_name", "metric_date") if c in out.columns]
     return out.sort_values(keys, ignore_index=True)
 

@@ -135,7 +135,7 @@ def test_build_succeeds_with_models_tests_and_unit_tests(built: Built) -> None:
     assert r.success and not r.failed
     assert r.count("model", "success") >= 30
     assert r.count("test", "pass") >= 100
-    assert r.count("unit_test", "pass") >= 9
+    assert r.count("unit_test", "pass") >= 10
     state = built.settings.state / "dbt"
     assert (state / "profiles.yml").is_file() and (state / "target" / "manifest.json").is_file()
     assert not (transform.project_dir() / "target").exists(), "dbt wrote into the repository"
@@ -275,6 +275,13 @@ def test_new_transactions_build_only_what_they_reach(built: Built) -> None:
         # An old row that breaks a test: a stream-only build tests the rows it adds, not this one.
         old = wh.fetchone("select transaction_id, channel from silver.base_transactions where rejection_rule is null")
         wh.execute("update silver.base_transactions set channel = null where transaction_id = ?", [old[0]])
+        # A group the new transaction does not touch, marked: merging the new rows leaves it as it is.
+        marked = wh.fetchone(
+            "select account_key, location_key from gold.agg_account_activity"
+            " where account_key <> (select account_key from gold.dim_accounts where account_id = 'ACC-00003')"
+            " order by all limit 1"
+        )
+        wh.execute(_MARK, [1000, *marked])
     scope = transform.plan(built.settings)
     assert scope.select == ["source:bronze.raw_transactions+"] and scope.test_window
     try:
@@ -283,6 +290,9 @@ def test_new_transactions_build_only_what_they_reach(built: Built) -> None:
         with connect(built.settings) as wh:
             wh.execute("update silver.base_transactions set channel = ? where transaction_id = ?", [old[1], old[0]])
             assert not wh.table_exists("audit", "test_window"), "the window must not outlive its build"
+            survived = wh.fetchone(_MARKED, marked)
+            wh.execute(_MARK, [-1000, *marked])
+    assert survived == (True,), "a build of new stream files merges new rows, it does not recompute the aggregates"
     assert "not_null_stg_transactions_channel" in {n.name for n in result.nodes if n.status == "pass"}
     models = _built_models(result)
     assert {"base_transactions", "fact_transaction_enriched", "reconciliation_transactions"} <= models
@@ -294,6 +304,41 @@ def test_new_transactions_build_only_what_they_reach(built: Built) -> None:
     )
     assert usd == [(40,)]
     assert not transform.run(built.settings).nodes, "the same bronze twice must build nothing the second time"
+    # (the marts were built from the marked group: only the aggregates can match a rebuild here)
+    _assert_aggregates_match_a_rebuild(built.settings, _AGGREGATES)
+
+
+# Marks a group of agg_account_activity in a way the fact cannot explain (its row count stays right).
+_WHERE = "where account_key = ? and location_key = ?"
+_GROUP = f"from gold.agg_account_activity {_WHERE}"
+_MARK = f"update gold.agg_account_activity set orphan_count = orphan_count + ? {_WHERE}"
+_MARKED = f"select orphan_count >= 1000 {_GROUP}"
+_AGGREGATES = ["agg_account_activity", "agg_currency_daily_flows"]
+
+
+_MARTS = ["mart_risk_indicators", "mart_geo_activity", "mart_customer_rfm", "mart_fx_exposure"]
+
+
+def _assert_aggregates_match_a_rebuild(settings: Settings, tables: list[str]) -> None:
+    """The incrementally kept aggregates (and marts) equal what a full rebuild of them makes."""
+    before = {t: _checksums(settings)[f"gold.{t}"] for t in tables}
+    rebuilt = transform.run(settings, select=[f"{t}+" for t in _AGGREGATES], full_refresh=True)
+    assert {"agg_account_activity", "mart_risk_indicators"} <= _built_models(rebuilt)
+    assert {t: _checksums(settings)[f"gold.{t}"] for t in tables} == before
+
+
+def test_an_aggregate_out_of_step_is_recomputed(built: Built) -> None:
+    # A group lost from the aggregate: its counts no longer add up to the fact's rows, so the next
+    # build of new stream files must recompute it rather than merge into it.
+    with connect(built.settings) as wh:
+        lost = wh.fetchone("select account_key, location_key from gold.agg_account_activity order by all limit 1")
+        wh.execute(f"delete {_GROUP}", lost)
+        new = _txn("TRX-960002", date="2025-12-26", mata_uang="USD", jumlah_transaksi="41.00")
+        bronze.insert_transactions(wh, [new], "stream-new-2", bronze.LOADED_AT + timedelta(days=2))
+    result = transform.run(built.settings)
+    assert {"agg_account_activity", "mart_risk_indicators"} <= _built_models(result)
+    assert query(built.settings, f"select count(*) {_GROUP}", lost) == [(1,)]
+    _assert_aggregates_match_a_rebuild(built.settings, _AGGREGATES + _MARTS)
 
 
 def test_a_changed_project_rebuilds_everything(built: Built, monkeypatch: pytest.MonkeyPatch) -> None:

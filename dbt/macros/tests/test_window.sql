@@ -45,3 +45,15 @@
         {{ column }} > cast('{{ since }}' as timestamp with time zone)
     {%- endif -%}
 {%- endmacro %}
+
+{#- Whether this build only adds new stream files (bankpipe records audit.test_window for such a
+    build and for no other): master data and exchange rates are what the last build saw, so no
+    earlier transaction can have become resolvable or priceable, and incremental models need not
+    look for such rows. -#}
+{% macro stream_only_build() -%}
+    {%- if not execute -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {%- set window = adapter.get_relation(database=target.database, schema='audit', identifier='test_window') -%}
+    {{ return(window is not none) }}
+{%- endmacro %}

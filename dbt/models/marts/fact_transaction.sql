@@ -9,9 +9,13 @@
     cluster_by=['transaction_date']
 ) }}
 
+{#- A build of new stream files only cannot make an earlier row resolvable (no master data changed):
+    it skips the look through every earlier row. -#}
+{%- set find_resolvable = is_incremental() and not bankpipe.stream_only_build() %}
+
 with
 
-{% if is_incremental() %}
+{% if find_resolvable %}
 resolvable as (
 
     select f.transaction_id
@@ -31,6 +35,8 @@ transactions as (
     select * from {{ ref('stg_transactions') }}
     {% if is_incremental() %}
     where loaded_at > {{ bankpipe.loaded_watermark() }}
+    {% endif %}
+    {% if find_resolvable %}
     -- two branches, not an OR: the watermark filter then stays pushed down to the scan
     union all
     -- a join, not `in (select …)`: DuckDB then probes the view with the few resolvable ids instead

@@ -10,9 +10,13 @@
     cluster_by=['transaction_date']
 ) }}
 
+{#- A build of new stream files only changes no earlier fact row and brings no new rate: it skips
+    the look through every earlier row. -#}
+{%- set find_stale = is_incremental() and not bankpipe.stream_only_build() %}
+
 with
 
-{% if is_incremental() %}
+{% if find_stale %}
 -- Rows to redo: their fact row changed (re-resolved keys), or they had no rate and one exists now.
 to_refresh as (
 
@@ -45,6 +49,8 @@ facts as (
     select * from {{ ref('fact_transaction') }}
     {% if is_incremental() %}
     where loaded_at > {{ bankpipe.loaded_watermark() }}
+    {% endif %}
+    {% if find_stale %}
     union all
     select facts.* from to_refresh
     inner join {{ ref('fact_transaction') }} as facts on facts.transaction_id = to_refresh.transaction_id

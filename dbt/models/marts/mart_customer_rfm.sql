@@ -10,28 +10,22 @@ customers as (
 
 ),
 
-successful as (
-
-    select customer_key, transaction_date, amount_idr
-    from {{ ref('fact_transaction_enriched') }}
-    where status = 'Success' and customer_key <> '-1'
-
-),
-
 as_of as (
 
     select max(transaction_date) as as_of_date from {{ ref('fact_transaction') }}
 
 ),
 
+-- Successful transactions per customer, from agg_account_activity (kept up to date incrementally).
 activity as (
 
     select
         customer_key,
-        max(transaction_date) as last_transaction_date,
-        count(*) as frequency,
-        sum(amount_idr) as monetary_idr
-    from successful
+        max(last_successful_date) as last_transaction_date,
+        sum(successful_count) as frequency,
+        sum(successful_amount_idr) as monetary_idr
+    from {{ ref('agg_account_activity') }}
+    where customer_key <> '-1'
     group by customer_key
 
 ),

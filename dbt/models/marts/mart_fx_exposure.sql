@@ -5,41 +5,22 @@
 
 with
 
-flows as (
-
-    select
-        currency,
-        transaction_date,
-        amount,
-        amount_usd,
-        amount_idr,
-        fx_rate,
-        fx_rate_idr,
-        case
-            when transaction_type = 'Deposit' then 1
-            when transaction_type = 'Transfer' and is_counterparty_internal then 0
-            else -1
-        end as direction
-    from {{ ref('fact_transaction_enriched') }}
-    where status = 'Success'
-
-),
-
+-- Per currency and day, from agg_currency_daily_flows (kept up to date incrementally).
 daily as (
 
     select
         currency,
         transaction_date,
-        count(*) as transaction_count,
-        sum(case when direction = 1 then amount else 0 end) as inflow_amount,
-        sum(case when direction = -1 then amount else 0 end) as outflow_amount,
-        sum(direction * amount) as net_amount,
-        sum(direction * amount_usd) as net_amount_usd,
-        sum(direction * amount_idr) as net_amount_idr,
-        max(fx_rate) as fx_rate,
-        max(fx_rate_idr) as fx_rate_idr
-    from flows
-    group by currency, transaction_date
+        successful_count as transaction_count,
+        coalesce(inflow_amount, 0) as inflow_amount,
+        coalesce(outflow_amount, 0) as outflow_amount,
+        net_amount,
+        net_amount_usd,
+        net_amount_idr,
+        fx_rate,
+        fx_rate_idr
+    from {{ ref('agg_currency_daily_flows') }}
+    where successful_count > 0
 
 )
 

@@ -4,41 +4,52 @@
 
 with
 
-transactions as (
+-- Fraud cases per account: the cases are few, so they are looked up, not joined to every transaction.
+cases as (
 
     select
-        e.*,
-        coalesce(cases.is_confirmed_fraud, false) as is_confirmed_fraud,
-        cases.transaction_id is not null as has_fraud_case
-    from {{ ref('fact_transaction_enriched') }} as e
-    left join {{ ref('stg_fraud_cases') }} as cases on cases.transaction_id = e.transaction_id
+        facts.account_key,
+        facts.customer_key,
+        facts.bank_key,
+        count(*) as fraud_case_count,
+        count(case when cases.is_confirmed_fraud then 1 end) as confirmed_fraud_count
+    from {{ ref('stg_fraud_cases') }} as cases
+    inner join {{ ref('fact_transaction_enriched') }} as facts on facts.transaction_id = cases.transaction_id
+    group by facts.account_key, facts.customer_key, facts.bank_key
 
 ),
 
--- One pass over the transactions, per account with its customer and bank keys; the account,
--- customer and bank rows then add those up (every measure is a count or a sum), instead of
--- three passes over every transaction.
+-- Per account with its customer and bank keys, from agg_account_activity (kept up to date
+-- incrementally); the account, customer and bank rows then add those up.
 per_account as (
 
     select
-        account_key,
-        customer_key,
-        bank_key,
-        count(*) as transaction_count,
-        sum(amount_idr) as total_amount_idr,
-        count(case when status = 'Failed' then 1 end) as failed_count,
-        count(case when anomaly_count > 0 then 1 end) as anomalous_count,
-        count(case when is_amount_outlier then 1 end) as amount_outlier_count,
-        count(case when is_velocity_burst then 1 end) as velocity_burst_count,
-        count(case when is_night_large_transfer then 1 end) as night_large_transfer_count,
-        count(case when is_first_transfer_to_counterparty then 1 end) as first_counterparty_count,
-        count(case when is_round_amount then 1 end) as round_amount_count,
-        count(case when is_far_from_home then 1 end) as far_from_home_count,
-        count(case when is_orphan then 1 end) as orphan_count,
-        count(case when has_fraud_case then 1 end) as fraud_case_count,
-        count(case when is_confirmed_fraud then 1 end) as confirmed_fraud_count
-    from transactions
-    group by account_key, customer_key, bank_key
+        activity.*,
+        coalesce(cases.fraud_case_count, 0) as fraud_case_count,
+        coalesce(cases.confirmed_fraud_count, 0) as confirmed_fraud_count
+    from (
+        select
+            account_key,
+            customer_key,
+            bank_key,
+            sum(transaction_count) as transaction_count,
+            sum(total_amount_idr) as total_amount_idr,
+            sum(failed_count) as failed_count,
+            sum(anomalous_count) as anomalous_count,
+            sum(amount_outlier_count) as amount_outlier_count,
+            sum(velocity_burst_count) as velocity_burst_count,
+            sum(night_large_transfer_count) as night_large_transfer_count,
+            sum(first_counterparty_count) as first_counterparty_count,
+            sum(round_amount_count) as round_amount_count,
+            sum(far_from_home_count) as far_from_home_count,
+            sum(orphan_count) as orphan_count
+        from {{ ref('agg_account_activity') }}
+        group by account_key, customer_key, bank_key
+    ) as activity
+    left join cases
+        on cases.account_key = activity.account_key
+        and cases.customer_key = activity.customer_key
+        and cases.bank_key = activity.bank_key
 
 ),
 

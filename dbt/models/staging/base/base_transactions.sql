@@ -122,6 +122,18 @@ id_ranked as (
 
 ),
 
+{% if is_incremental() %}
+-- Ids already taken by an earlier valid record. Written as `in`, so that DuckDB builds its hash
+-- table on the new ids and probes the history, not the other way round (0.05 s, not 0.35 s, at 5 M rows).
+earlier_valid_ids as (
+
+    select transaction_id from {{ this }}
+    where rejection_rule is null
+      and transaction_id in (select transaction_id from field_checked)
+
+),
+{% endif %}
+
 checked as (
 
     select
@@ -131,14 +143,15 @@ checked as (
             case
                 when valid_id_rank > 1 then 'duplicate_transaction_id'
                 {% if is_incremental() %}
-                when exists (
-                    select 1 from {{ this }} as earlier
-                    where earlier.transaction_id = id_ranked.transaction_id and earlier.rejection_rule is null
-                ) then 'duplicate_transaction_id'
+                when earlier_valid_ids.transaction_id is not null then 'duplicate_transaction_id'
                 {% endif %}
             end
         ) as rejection_rule
     from id_ranked
+    {% if is_incremental() %}
+    -- valid ids are unique in this table, so the join adds no rows
+    left join earlier_valid_ids on earlier_valid_ids.transaction_id = id_ranked.transaction_id
+    {% endif %}
 
 )
 

@@ -347,6 +347,8 @@ class Scope:
     # Test only the transactions this build adds (dbt/macros/tests/test_window.sql): when new
     # stream files are all that changed. New master data or rates can change earlier rows too.
     test_window: bool = False
+    # The project is the one the last build parsed, so its manifest.json stands (see run()).
+    same_project: bool = False
 
     @property
     def nothing_to_do(self) -> bool:
@@ -419,6 +421,7 @@ def plan(settings: Settings, select: list[str] | None = None, *, everything: boo
         marks,
         project,
         test_window=changed == ["raw_transactions"],
+        same_project=True,
     )
 
 
@@ -479,6 +482,13 @@ def run(
         args.append("--full-refresh")
     if not unit_tests:
         args += ["--exclude-resource-type", "unit_test"]
+    # dbt writes manifest.json twice per build (after parsing, and again at the end), about 1 s at
+    # this project's size; with the project unchanged since the last build the one on disk stands,
+    # so dbt writes no JSON and run_results.json is written here instead.
+    results_path = dbt_state_dir(settings) / "target" / "run_results.json"
+    reuse_manifest = scope.same_project and (results_path.parent / "manifest.json").is_file()
+    if reuse_manifest:
+        args.append("--no-write-json")
     if scope.nothing_to_do:
         log.info("transform: %s; nothing to build (--all builds anyway)", scope.reason)
     else:
@@ -495,6 +505,8 @@ def run(
                 if windowed:  # a later build, or dbt run by hand, tests every row again
                     _set_test_window(settings, False)
             nodes, success = _node_results(res), bool(res.success)
+            if reuse_manifest and hasattr(res.result, "write"):
+                res.result.write(str(results_path))
         result = TransformResult(
             run_id=step.run_id, success=success, seconds=time.monotonic() - started, nodes=nodes, scope=scope.reason
         )

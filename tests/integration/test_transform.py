@@ -7,6 +7,7 @@ tests that write to bronze come last, in order.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -294,6 +295,11 @@ def test_new_transactions_build_only_what_they_reach(built: Built) -> None:
             wh.execute(_MARK, [-1000, *marked])
     assert survived == (True,), "a build of new stream files merges new rows, it does not recompute the aggregates"
     assert "not_null_stg_transactions_channel" in {n.name for n in result.nodes if n.status == "pass"}
+    # the project is unchanged, so dbt keeps the manifest it wrote; run_results.json is this build's
+    target = built.settings.state / "dbt" / "target"
+    results = json.loads((target / "run_results.json").read_text())["results"]
+    assert {r["unique_id"] for r in results} == {n.unique_id for n in result.nodes}
+    assert (target / "manifest.json").is_file()
     models = _built_models(result)
     assert {"base_transactions", "fact_transaction_enriched", "reconciliation_transactions"} <= models
     # master data did not change: its models and their tests are not rebuilt, nor the seeds

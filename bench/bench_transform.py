@@ -1,11 +1,13 @@
 """Transform benchmark: a `bankpipe transform` after +1 % new transactions against a full rebuild.
 
-    python bench/bench_transform.py [--transactions 5000000] [--days 100] [--keep /tmp/bench_transform] [--reuse] [--repeat 3]
+    python bench/bench_transform.py [--transactions 5000000] [--days 100] [--keep /tmp/bench_transform]
+                                    [--reuse] [--repeat 3]
 
 Generates the data (master data into a PostgreSQL database of its own, stream files into a holding
 folder), lands all but 2 % of the stream files and builds everything from scratch (the first
 build), then runs `transform` again with nothing new (the no-op), lands +1 % of the files, ingests
-them and runs `transform` (the incremental run: what the new data reaches), lands another +1 % and
+them and runs `transform` (the incremental run: what the new data reaches; repeated from the same
+state, median reported), lands another +1 % and
 runs `transform --all` (every model, incremental ones incrementally), and finally rebuilds with
 `--full-refresh` on the grown data (measured last, under the same machine load). Every step runs
 `bankpipe` as a child process, as a user would; the ratios are incremental / full-refresh wall time

@@ -124,7 +124,8 @@ id_ranked as (
 
 {% if is_incremental() %}
 -- Ids already taken by an earlier valid record. Written as `in`, so that DuckDB builds its hash
--- table on the new ids and probes the history, not the other way round (0.05 s, not 0.35 s, at 5 M rows).
+-- table on the new ids and probes the history, not the other way round (a +1 % run of this model
+-- took 0.47 s instead of 0.73 s at 5 M rows).
 earlier_valid_ids as (
 
     select transaction_id from {{ this }}

@@ -7,11 +7,11 @@ Generates the data (master data into a PostgreSQL database of its own, stream fi
 folder), lands all but 2 % of the stream files and builds everything from scratch (the first
 build), then runs `transform` again with nothing new (the no-op), lands +1 % of the files, ingests
 them and runs `transform` (the incremental run: what the new data reaches; repeated from the same
-state, median reported), lands another +1 % and
-runs `transform --all` (every model, incremental ones incrementally), and finally rebuilds with
-`--full-refresh` on the grown data (measured last, under the same machine load). Every step runs
-`bankpipe` as a child process, as a user would; the ratios are incremental / full-refresh wall time
-within this one run. The slowest dbt nodes of each run come from dbt's own run_results.json.
+state, median reported), lands another +1 % and runs `transform --all` (every model, incremental
+ones incrementally), and finally rebuilds with `--full-refresh` on the grown data (measured last,
+under the same machine load). Every step runs `bankpipe` as a child process, as a user would; the
+ratios are incremental / full-refresh wall time within this one run. The slowest dbt nodes of each
+run come from dbt's run_results.json.
 
 Needs PostgreSQL at BANKPIPE_TEST_PG_URL (default postgresql://postgres@127.0.0.1:5432/postgres).
 """

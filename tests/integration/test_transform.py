@@ -337,16 +337,22 @@ def _assert_aggregates_match_a_rebuild(settings: Settings, tables: list[str]) ->
 
 
 def test_an_aggregate_out_of_step_is_recomputed(built: Built) -> None:
-    # A group lost from the aggregate: its counts no longer add up to the fact's rows, so the next
-    # build of new stream files must recompute it rather than merge into it.
+    # A group lost from the aggregate and one the fact cannot explain: the counts no longer add up
+    # to the fact's rows, so the next build of new stream files must recompute the aggregate rather
+    # than merge into it — emptying it first, or the unexplained group would survive.
     with connect(built.settings) as wh:
         lost = wh.fetchone("select account_key, location_key from gold.agg_account_activity order by all limit 1")
         wh.execute(f"delete {_GROUP}", lost)
+        wh.execute(
+            "insert into gold.agg_account_activity by name"
+            " select 'GHOST' as account_key, * exclude (account_key) from gold.agg_account_activity limit 1"
+        )
         new = _txn("TRX-960002", date="2025-12-26", mata_uang="USD", jumlah_transaksi="41.00")
         bronze.insert_transactions(wh, [new], "stream-new-2", bronze.LOADED_AT + timedelta(days=2))
     result = transform.run(built.settings)
     assert {"agg_account_activity", "mart_risk_indicators"} <= _built_models(result)
     assert query(built.settings, f"select count(*) {_GROUP}", lost) == [(1,)]
+    assert query(built.settings, "select count(*) from gold.agg_account_activity where account_key = 'GHOST'") == [(0,)]
     _assert_aggregates_match_a_rebuild(built.settings, _AGGREGATES + _MARTS)
 
 

@@ -6,13 +6,7 @@
                 'anomalous_count', 'amount_outlier_count', 'velocity_burst_count', 'night_large_transfer_count',
                 'first_counterparty_count', 'round_amount_count', 'far_from_home_count', 'orphan_count'] -%}
 {%- set maxima = ['last_successful_date'] -%}
-{{ config(
-    materialized='incremental',
-    unique_key=keys,
-    incremental_strategy='delete+insert',
-    on_schema_change='fail',
-    pre_hook="{{ bankpipe.reset_unless_appending(ref('fact_transaction_enriched'), 'transaction_count') }}"
-) }}
+{{ config(unique_key=keys) }}
 {%- set appending = bankpipe.appends_only(ref('fact_transaction_enriched'), 'transaction_count') %}
 
 with

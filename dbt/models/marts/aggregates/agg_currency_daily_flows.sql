@@ -5,13 +5,7 @@
 {%- set sums = ['transaction_count', 'successful_count', 'inflow_amount', 'outflow_amount', 'net_amount',
                 'net_amount_usd', 'net_amount_idr'] -%}
 {%- set maxima = ['fx_rate', 'fx_rate_idr'] -%}
-{{ config(
-    materialized='incremental',
-    unique_key=keys,
-    incremental_strategy='delete+insert',
-    on_schema_change='fail',
-    pre_hook="{{ bankpipe.reset_unless_appending(ref('fact_transaction_enriched'), 'transaction_count') }}"
-) }}
+{{ config(unique_key=keys) }}
 {%- set appending = bankpipe.appends_only(ref('fact_transaction_enriched'), 'transaction_count') %}
 
 with

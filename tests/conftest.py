@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -35,17 +36,26 @@ def _admin() -> psycopg.Connection:
         pytest.skip(f"no PostgreSQL at {ADMIN_URL}: {exc}")
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A fresh, empty database on the test PostgreSQL server, dropped afterwards."""
+@contextmanager
+def fresh_database() -> Iterator[str]:
+    """A fresh, empty database on the test PostgreSQL server (its URL), dropped afterwards."""
     name = f"bankpipe_test_{uuid.uuid4().hex[:10]}"
     with _admin() as admin:
         admin.execute(f'create database "{name}"')
     params = conninfo_to_dict(ADMIN_URL)
     params["dbname"] = name
-    yield make_conninfo(**params)
-    with _admin() as admin:
-        admin.execute(f'drop database if exists "{name}" with (force)')
+    try:
+        yield make_conninfo(**params)
+    finally:
+        with _admin() as admin:
+            admin.execute(f'drop database if exists "{name}" with (force)')
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty database on the test PostgreSQL server, dropped afterwards."""
+    with fresh_database() as url:
+        yield url
 
 
 @pytest.fixture

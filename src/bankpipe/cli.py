@@ -130,7 +130,7 @@ def run(
         report = pipeline.run(settings, demo=demo, on_step=lambda name: spinner.update(f"{name} …"))
     for name, summary in report.steps:
         console.print(f"[green]✓[/green] {name}: {summary}", highlight=False)
-    console.print(f"warehouse: {settings.warehouse_file}", highlight=False)
+    console.print(f"warehouse: {settings.warehouse_location}", highlight=False)
     console.print(
         "where to look: bankpipe status · bankpipe ml report · bankpipe dashboard (http://127.0.0.1:8501)",
         highlight=False,

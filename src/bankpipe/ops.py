@@ -69,19 +69,33 @@ SOURCE_TABLES: dict[str, list[str]] = {
 }
 
 
+def bronze_loads(wh: Warehouse) -> dict[str, tuple[int, Any]]:
+    """Rows and latest `_loaded_at` of each bronze source table, in one query."""
+    tables = [t for names in SOURCE_TABLES.values() for t in names]
+    sql = " union all ".join(f"select '{t}', count(*), max(_loaded_at) from bronze.{t}" for t in tables)
+    return {str(name): (int(n), latest) for name, n, latest in wh.fetchall(sql)}
+
+
 def status(wh: Warehouse) -> dict[str, Any]:
-    """Rows per layer table, last load per source, rejected files, and the last runs."""
+    """Rows per layer table, last load per source, rejected files, and the last runs.
+
+    Table keys are `schema.table` in lower case on every warehouse (Snowflake stores names upper-case).
+    """
     tables = wh.fetchall(
         "select table_schema, table_name from information_schema.tables"
         " where lower(table_schema) in ('bronze', 'silver', 'gold', 'ops') order by 1, 2"
     )
-    counts = {}
-    for schema, name in tables:
-        counts[f"{schema}.{name}"] = wh.fetchone(f'select count(*) from {schema}."{name}"')[0]
+    counts: dict[str, int] = {}
+    if tables:
+        # one round trip, not one per table (a Snowflake session pays latency per statement)
+        sql = " union all ".join(
+            f"select '{schema.lower()}.{name.lower()}', count(*) from {schema}.\"{name}\"" for schema, name in tables
+        )
+        counts = dict(sorted((str(key), int(n)) for key, n in wh.fetchall(sql)))
+    loads = bronze_loads(wh)
     sources = {}
     for source, names in SOURCE_TABLES.items():
-        last = [wh.fetchone(f"select max(_loaded_at) from bronze.{n}")[0] for n in names]
-        last = [t for t in last if t is not None]
+        last = [loads[n][1] for n in names if loads[n][1] is not None]
         latest = max(last) if last else None
         sources[source] = {
             "last_loaded_at": latest.isoformat() if latest else None,

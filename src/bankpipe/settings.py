@@ -71,6 +71,13 @@ class Settings(BaseSettings):
         return (self.warehouse_path or self.state / "warehouse.duckdb").expanduser().resolve()
 
     @property
+    def warehouse_location(self) -> str:
+        """Where the warehouse is, for people: the DuckDB file, or `snowflake://account/database`."""
+        if self.warehouse == "snowflake":
+            return f"snowflake://{self.snowflake_account}/{self.snowflake_database}"
+        return str(self.warehouse_file)
+
+    @property
     def pgdata(self) -> Path:
         return self.state / "pg"
 

@@ -369,9 +369,7 @@ def project_fingerprint() -> str:
 
 def bronze_marks(wh: Any) -> dict[str, str]:
     """Rows and latest `_loaded_at` of each bronze source table: the bronze a build consumes."""
-    tables = [t for names in ops.SOURCE_TABLES.values() for t in names]
-    sql = " union all ".join(f"select '{t}', count(*), max(_loaded_at) from bronze.{t}" for t in tables)
-    return {str(name): f"{n}@{latest}" for name, n, latest in wh.fetchall(sql)}
+    return {name: f"{n}@{latest}" for name, (n, latest) in ops.bronze_loads(wh).items()}
 
 
 def _last_build(wh: Any) -> tuple[str | None, dict[str, str] | None]:
@@ -496,7 +494,7 @@ def run(
     with ops.step(_RunLogWarehouse(settings), "transform") as step:  # type: ignore[arg-type]
         started = time.monotonic()
         nodes: list[NodeResult] = []
-        success = windowed = True
+        success, windowed = True, False
         if not scope.nothing_to_do:
             windowed = _set_test_window(settings, scope.test_window)
             try:

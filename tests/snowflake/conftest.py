@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pydantic import SecretStr
 
 from bankpipe.settings import Settings
@@ -67,18 +65,10 @@ def gold_pair(
 ) -> Iterator[gold.Built]:
     """The same input built into DuckDB and into fakesnow with dbt (about a minute): shared, never built twice."""
     pytest.importorskip("dbt.adapters.snowflake")
-    from tests.conftest import ADMIN_URL, _admin
+    from tests.conftest import fresh_database
 
-    name = f"bankpipe_test_{uuid.uuid4().hex[:10]}"
-    with _admin() as admin:
-        admin.execute(f'create database "{name}"')
-    params = conninfo_to_dict(ADMIN_URL)
-    params["dbname"] = name
-    try:
-        yield gold.build(tmp_path_factory.mktemp("gold-pair"), seed_dir, make_conninfo(**params), emulator_server)
-    finally:
-        with _admin() as admin:
-            admin.execute(f'drop database if exists "{name}" with (force)')
+    with fresh_database() as url:
+        yield gold.build(tmp_path_factory.mktemp("gold-pair"), seed_dir, url, emulator_server)
 
 
 @pytest.fixture

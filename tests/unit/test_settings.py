@@ -94,3 +94,11 @@ def test_snowflake_without_password_or_key_is_one_clear_error(tmp_path, monkeypa
         transform._secret_env(s),
     ):
         pass
+
+
+def test_warehouse_location_names_the_file_or_the_snowflake_database(tmp_path, monkeypatch):
+    monkeypatch.setenv("SNOWFLAKE_ACCOUNT", "xy12345.ap-southeast-1")
+    duck = Settings(state_dir=tmp_path)
+    assert duck.warehouse_location == str(tmp_path.resolve() / "warehouse.duckdb")
+    snow = Settings(state_dir=tmp_path, warehouse="snowflake", snowflake_database="BANK_DB")
+    assert snow.warehouse_location == "snowflake://xy12345.ap-southeast-1/BANK_DB"

@@ -55,12 +55,6 @@ def child_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def _where(settings: Settings) -> str:
-    if settings.warehouse == "snowflake":
-        return f"snowflake://{settings.snowflake_account}/{settings.snowflake_database}"
-    return str(settings.warehouse_file)
-
-
 def command(port: int = DEFAULT_PORT) -> list[str]:
     """The `streamlit run` command line: loopback only, headless, no usage statistics, no file watcher."""
     return [
@@ -131,7 +125,7 @@ def serve(settings: Settings, port: int = DEFAULT_PORT) -> None:
     _check_installed()
     _check_port(port)
     env = {**os.environ, **child_env(settings)}
-    log.info("dashboard on http://%s:%d (warehouse %s)", HOST, port, _where(settings))
+    log.info("dashboard on http://%s:%d (warehouse %s)", HOST, port, settings.warehouse_location)
     proc = subprocess.Popen(command(port), env=env)
     restore = _forward_signals(proc)
     try:

@@ -60,13 +60,10 @@ def _mtime(path: Path | None) -> int:
 def source(settings: Settings) -> Source:
     """The current Source of the configured warehouse and registry."""
     uri = settings.mlflow_tracking_uri
-    if settings.warehouse == "snowflake":
-        # No file whose mtime changes on a write: version 0, so the TTL alone refreshes results.
-        where, version = f"snowflake://{settings.snowflake_account}/{settings.snowflake_database}", 0
-    else:
-        where, version = str(settings.warehouse_file), _mtime(settings.warehouse_file)
+    # Snowflake has no file whose mtime changes on a write: version 0, so the TTL alone refreshes results.
+    version = 0 if settings.warehouse == "snowflake" else _mtime(settings.warehouse_file)
     return Source(
-        warehouse=where,
+        warehouse=settings.warehouse_location,
         version=version,
         mlflow_uri=uri,
         mlflow_version=_mtime(_sqlite_path(uri)),
@@ -753,8 +750,6 @@ def data_quality(_settings: Settings, src: Source) -> dict[str, Any] | None:
         if wh is None or not {"ops.run_log", "ops.rejected_files", "ops.ingested_files"} <= present:
             return None
         status = ops.status(wh)
-        # Snowflake names come back upper-case; the page groups tables by their (lower-case) layer.
-        status["tables"] = {name.lower(): rows for name, rows in status["tables"].items()}
         out: dict[str, Any] = {"status": status}
         out["rejected_files"] = frame(
             wh,

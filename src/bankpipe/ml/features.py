@@ -99,25 +99,12 @@ def feature_columns(target: str) -> tuple[list[str], list[str]]:
 
 def check_silver(wh: Warehouse) -> None:
     """Raise a one-line error naming the silver relations that are missing."""
-    missing = [name for name in REQUIRED_SILVER if not _relation_exists(wh, "silver", name)]
+    # table_exists covers views too (stg_transactions is one)
+    missing = [name for name in REQUIRED_SILVER if not wh.table_exists("silver", name)]
     if missing:
         raise BankpipeError(
             f"silver is not built yet (missing silver.{', silver.'.join(missing)}): run `bankpipe transform` first"
         )
-
-
-def _relation_exists(wh: Warehouse, schema: str, name: str) -> bool:
-    # information_schema.tables lists views too (stg_transactions is one).
-    if wh.table_exists(schema, name):
-        return True
-    if wh.dialect == "duckdb":
-        return False
-    # fakesnow's information_schema.tables leaves views out: ask the relation itself.
-    try:
-        wh.execute(f"select 1 from {schema}.{name} limit 0")
-    except wh.errors:
-        return False
-    return True
 
 
 # Transactions that bronze holds but dbt has not typed yet (files landed since the last transform),
@@ -473,12 +460,8 @@ def compute(wh: Warehouse, where: str, params: Sequence[Any] | None = None, *, n
     try:
         row = wh.fetchone("select min(transaction_at), max(transaction_at) from _ml_targets")
         lo, hi = row if row and row[0] is not None else (_EPOCH, _EPOCH)  # no targets: any bound will do
-        if wh.dialect == "duckdb":
-            bounds: list[Any] | None = [lo, hi]  # $1, $2 in the SQL
-            wh.execute(scope_sql(), bounds)
-            wh.execute(master_sql())
-            return fetch_df(wh, feature_sql(), bounds)
-        # Snowflake's qmark binding has no numbered parameters: the two bounds go in as literals.
+        # The two bounds go in as literals: Snowflake's qmark binding has no numbered parameters,
+        # and DuckDB pushes a constant into the scan.
         wh.execute(dialect_sql(wh, _inline_bounds(scope_sql(), lo, hi)))
         wh.execute(dialect_sql(wh, master_sql()))
         return fetch_df(wh, _inline_bounds(feature_sql(), lo, hi))

@@ -7,7 +7,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -57,17 +57,25 @@ def _weekdays(start: date, end: date) -> list[date]:
     ]
 
 
+@dataclass(frozen=True)
+class Tamper:
+    """A 200 answer made from the normal body by `edit` (a garbage body, a wrong rate), sent as `content_type`."""
+
+    edit: Callable[[str], str]
+    content_type: str = "application/json"
+
+
 @dataclass
 class FakeApi:
     """Answers like Frankfurter (`/latest`, `/{a}..{b}`) and exchangerate-api v4 (`/latest/USD`).
 
     `script` is consumed one entry per request before normal answers: an int is an HTTP status,
-    "garbage" a 200 with broken JSON, "slow" a normal answer after `sleep_s`. `always` applies to
-    every request once the script is used up.
+    "garbage" a 200 with broken JSON, "slow" a normal answer after `sleep_s`, a Tamper a 200 whose
+    body it rewrites from the normal one. `always` applies to every request once the script is used up.
     """
 
-    script: list[int | str] = field(default_factory=list)
-    always: int | str | None = None
+    script: list[int | str | Tamper | None] = field(default_factory=list)  # None: the normal answer
+    always: int | str | Tamper | None = None
     sleep_s: float = 0.0
     rates: dict[str, Decimal] = field(default_factory=lambda: dict(BASE_RATES))
     requests: list[str] = field(default_factory=list)
@@ -134,8 +142,12 @@ class _Handler(BaseHTTPRequestHandler):
         action = api.script.pop(0) if api.script else api.always
         if action == "slow":
             time.sleep(api.sleep_s)
+        content_type = "application/json"
         if isinstance(action, int):
             status, body = action, '{"message": "scripted failure"}'
+        elif isinstance(action, Tamper):
+            status, body = api.answer(self.path)
+            body, content_type = action.edit(body), action.content_type
         elif action == "garbage":
             status, body = 200, '{"amount": 1.0, "base": "USD", "rates": {"2024-01-02": {"IDR": 155'
         else:
@@ -143,7 +155,7 @@ class _Handler(BaseHTTPRequestHandler):
         data = body.encode()
         try:
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
@@ -341,13 +353,136 @@ def test_malformed_json_falls_back(tmp_path: Path, api: FakeApi, style: str, cap
 
 
 def test_wrong_shape_falls_back(tmp_path: Path, api: FakeApi) -> None:
-    api.rates = {}  # answers, but without the currencies' numbers: fine JSON, so the rows are just missing
+    api.rates = {"SGD": Decimal("1.3")}  # fine JSON, but days without IDR, the bank's own currency
     s = make_settings(tmp_path, api.url)
     result = fx.run(s, *JAN)
-    assert result.fallback_reason is None and result.inserted == 0
+    assert "no IDR rate for 2024-01-01" in (result.fallback_reason or "") and result.inserted == 72
+    assert {r[3] for r in rows(s)} == {"ecb_snapshot"}
     api.always = 422  # "from must be …": an API that does not accept the request
     result = fx.run(s, *JAN)
-    assert "HTTP 422" in (result.fallback_reason or "") and result.inserted == 72
+    assert "HTTP 422" in (result.fallback_reason or "") and result.inserted == 0  # the snapshot rows are in
+
+
+def _set_rate(day: str, quote: str, value: Any) -> Tamper:
+    """An answer whose rate for `quote` on `day` is replaced by `value` (written as JSON as it is)."""
+
+    def edit(body: str) -> str:
+        payload = fx.loads_decimal(body)
+        payload["rates"][day][quote] = value
+        return _json(payload)
+
+    return Tamper(edit)
+
+
+def _drop_rate(day: str, quote: str) -> Tamper:
+    def edit(body: str) -> str:
+        payload = fx.loads_decimal(body)
+        del payload["rates"][day][quote]
+        return _json(payload)
+
+    return Tamper(edit)
+
+
+GARBAGE = {
+    "html": (Tamper(lambda _: "<html><body>502 Bad Gateway</body></html>", "text/html"), "malformed JSON"),
+    "truncated": (Tamper(lambda body: body[: len(body) // 2]), "malformed JSON"),
+    "empty body": (Tamper(lambda _: ""), "malformed JSON"),
+    "wrong shape": (Tamper(lambda _: '[{"IDR": 15500}]'), "no 'rates' object"),
+    "wrong base": (Tamper(lambda body: body.replace('"base":"USD"', '"base":"EUR"')), "base is 'EUR'"),
+    "missing IDR": (_drop_rate("2024-01-03", "IDR"), "no IDR rate for 2024-01-03"),
+    "rate as text": (_set_rate("2024-01-03", "IDR", "abc"), "2024-01-03 IDR: rate 'abc' is not a number"),
+    "rate 0": (_set_rate("2024-01-03", "IDR", Decimal(0)), "2024-01-03 IDR: rate 0 is out of range"),
+    "negative rate": (_set_rate("2024-01-03", "IDR", Decimal("-15500")), "2024-01-03 IDR: rate -15500 is out"),
+    "NaN": (_set_rate("2024-01-03", "IDR", Decimal("NaN")), "2024-01-03 IDR: rate nan is not a number"),
+    "absurd rate": (_set_rate("2024-01-03", "IDR", Decimal("1E+30")), "2024-01-03 IDR: rate 1E+30 is out of range"),
+}
+
+
+@pytest.mark.parametrize("kind", list(GARBAGE))
+def test_garbage_is_rejected_with_evidence_and_the_next_run_completes(
+    tmp_path: Path, api: FakeApi, kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    tamper, reason = GARBAGE[kind]
+    api.script = [tamper]
+    s = make_settings(tmp_path, api.url)
+    result = fx.run(s, *JAN)
+    assert len(api.requests) == 1  # garbage is not retried: the same server would send it again
+    # Evidence: which answer (its URL) and, for a bad rate, which day and currency.
+    assert reason in (result.fallback_reason or "")
+    assert f"{api.url}/2024-01-01..2024-01-12" in (result.fallback_reason or "")
+    # Nothing of the rejected answer reaches bronze, not even its good days: the run is all snapshot.
+    assert {r[3] for r in rows(s)} == {"ecb_snapshot"} and result.inserted == 72
+    assert rows(s, "select count(*) from bronze.raw_exchange_rates where not (rate > 0)") == [(0,)]
+    (warning,) = fx_warnings(caplog)
+    assert reason in warning and "\n" not in warning
+    status, _, _, details = last_run(s)
+    assert status == "success" and details["fallback"] is True and reason in details["fallback_reason"]
+    # The API answers properly again: the next run completes from it, for the whole window.
+    again = fx.run(s, *JAN)
+    assert again.fallback_reason is None and again.inserted_by_source == {"frankfurter": 80}
+
+
+def test_a_failure_mid_run_drops_the_answers_before_it(tmp_path: Path, api: FakeApi) -> None:
+    api.script, api.always = [None], 500  # the first year answers, the second fails
+    s = make_settings(tmp_path, api.url, fx_retries=1)
+    result = fx.run(s, D("2022-06-01"), D("2024-01-12"))
+    assert [p.split("?")[0] for p in api.requests] == ["/2022-06-01..2023-05-31"] + ["/2023-06-01..2024-01-12"] * 2
+    assert result.source == "ecb_snapshot" and result.inserted_by_source.keys() == {"ecb_snapshot"}
+    assert {r[3] for r in rows(s)} == {"ecb_snapshot"}  # one decision per run: all snapshot, no mix
+    api.always = None
+    again = fx.run(s, D("2022-06-01"), D("2024-01-12"))
+    assert again.fallback_reason is None
+    assert again.inserted_by_source == {"frankfurter": len(_weekdays(D("2022-06-01"), D("2024-01-12"))) * 8}
+
+
+@pytest.mark.parametrize(
+    ("style", "path", "secret"),
+    [
+        ("frankfurter", "", "S3cretPassw0rd"),  # in the URL's user:password
+        ("exchangerate-api", "/v6/0123456789abcdef01234567", "0123456789abcdef01234567"),  # v6: key in the path
+    ],
+)
+def test_api_keys_never_reach_logs_errors_or_bronze(
+    tmp_path: Path, api: FakeApi, caplog: pytest.LogCaptureFixture, style: str, path: str, secret: str
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    api.always = 500
+    host = api.url.replace("http://", f"http://bankpipe:{secret}@") if not path else api.url
+    s = make_settings(tmp_path, host + path, fx_api_style=style, fx_retries=1)
+    today = ops.now().date()
+    result = fx.run(s, today - timedelta(days=10), today)
+    assert "HTTP 500" in (result.fallback_reason or "")
+    assert secret not in (result.fallback_reason or "")
+    assert secret not in caplog.text
+    with wh_connect(s) as wh:
+        stored = wh.fetchall("select details, error from ops.run_log") + wh.fetchall(
+            "select distinct _source from bronze.raw_exchange_rates"
+        )
+    assert secret not in repr(stored)
+
+
+def test_an_offline_machine_falls_back_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A name that does not resolve is not retried (issue 17: offline, retries cost ~11 s a run)."""
+    real = socket.getaddrinfo
+    lookups: list[str] = []
+
+    def resolver(host: Any, *args: Any, **kw: Any) -> Any:
+        if host == "fx.bankpipe.invalid":  # the resolver of an offline machine, without asking a DNS server
+            lookups.append(host)
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, *args, **kw)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    monkeypatch.setattr(fx, "BACKOFF_S", 5.0)  # one retry would cost seconds: the assertion on time would see it
+    s = make_settings(tmp_path, "https://fx.bankpipe.invalid/v1", fx_retries=3)
+    started = time.monotonic()
+    result = fx.run(s, *JAN)
+    assert time.monotonic() - started < 4
+    assert lookups == ["fx.bankpipe.invalid"]
+    assert "does not resolve" in (result.fallback_reason or "") and result.source == "ecb_snapshot"
+    assert result.inserted == 72 and len(fx_warnings(caplog)) == 1
 
 
 def test_unreachable_host_falls_back_to_real_ecb_rates(tmp_path: Path, caplog) -> None:
@@ -372,6 +507,7 @@ def test_unreadable_snapshot_fails_the_step(tmp_path: Path) -> None:
         fx.run(s, *JAN, snapshot=fx.EcbSnapshotClient(bad))
     status, *_ = last_run(s)
     assert status == "failed"
+    assert rows(s, "select count(*) from bronze.raw_exchange_rates") == [(0,)]  # a failed step commits nothing
 
 
 # --- idempotency, precision, currencies, incremental windows ----------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import socket
 import zipfile
 from datetime import date, timedelta
 from decimal import Decimal
@@ -49,8 +50,16 @@ def test_parse_frankfurter_history() -> None:
 
 
 def test_parse_frankfurter_latest() -> None:
+    payload = fx.loads_decimal('{"amount": 1.0, "base": "USD", "date": "2024-01-02", "rates": {"IDR": 15500}}')
+    assert list(fx.parse_frankfurter(payload, QUOTES)) == [Rate(D("2024-01-02"), "USD", "IDR", Decimal("15500"))]
+
+
+def test_a_day_without_idr_is_only_required_when_idr_was_asked_for() -> None:
     payload = fx.loads_decimal('{"amount": 1.0, "base": "USD", "date": "2024-01-02", "rates": {"EUR": 0.91}}')
-    assert list(fx.parse_frankfurter(payload, QUOTES)) == [Rate(D("2024-01-02"), "USD", "EUR", Decimal("0.91"))]
+    with pytest.raises(FxApiError, match="no IDR rate for 2024-01-02"):
+        list(fx.parse_frankfurter(payload, QUOTES))
+    # A window for another currency alone (e.g. a new one found in the transactions) needs no IDR.
+    assert list(fx.parse_frankfurter(payload, {"EUR"})) == [Rate(D("2024-01-02"), "USD", "EUR", Decimal("0.91"))]
 
 
 def test_parse_frankfurter_divides_by_amount() -> None:
@@ -87,6 +96,13 @@ def test_rates_are_rounded_to_the_column_scale() -> None:
         ('{"base": "USD", "date": "2024-01-02", "rates": {"IDR": 0}}', "out of range"),
         ('{"base": "USD", "date": "2024-01-02", "rates": {"IDR": 1e20}}', "out of range"),
         ('{"base": "USD", "rates": {"2024-01-02": [1, 2]}}', "not an object"),
+        ('{"base": "USD", "date": "2024-01-02", "rates": {"IDR": "abc"}}', "rate 'abc' is not a number"),
+        ('{"base": "USD", "date": "2024-01-02", "rates": {"IDR": NaN}}', "not a number"),
+        ('{"base": "USD", "date": "2024-01-02", "rates": {"IDR": Infinity}}', "not a number"),
+        ('{"base": "USD", "date": "2024-01-02", "rates": {"IDR": 1e30}}', "out of range"),
+        ('{"base": "USD", "date": "2024-01-02", "rates": {"IDR": 0.0}}', "2024-01-02 IDR: rate 0.0 is out of range"),
+        ('{"base": "USD", "date": "2024-01-02", "rates": {"SGD": 1.3}}', "no IDR rate for 2024-01-02"),
+        ('{"base": "USD", "date": "2024-01-02", "rates": {"IDR": null}}', "not a number"),
     ],
 )
 def test_unexpected_answers_are_api_errors(body: str, message: str) -> None:
@@ -221,6 +237,17 @@ def test_chunks_cover_the_range_in_at_most_a_year(start: str, end: str, n: int) 
 # --- retry classification and configuration -----------------------------------------------------
 
 
+def _unresolved() -> httpx.ConnectError:
+    """What httpx raises offline: a ConnectError whose cause is the resolver's socket.gaierror."""
+    try:
+        try:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        except socket.gaierror as exc:
+            raise httpx.ConnectError("[Errno -2] Name or service not known") from exc
+    except httpx.ConnectError as exc:
+        return exc
+
+
 def _status_error(code: int) -> httpx.HTTPStatusError:
     request = httpx.Request("GET", "http://x/latest")
     return httpx.HTTPStatusError("x", request=request, response=httpx.Response(code, request=request))
@@ -238,10 +265,28 @@ def _status_error(code: int) -> httpx.HTTPStatusError:
         (httpx.ConnectError("refused"), True),
         (httpx.UnsupportedProtocol("ftp"), False),
         (ValueError("bad json"), False),
+        (_unresolved(), False),
     ],
 )
 def test_what_is_retried(exc: BaseException, transient: bool) -> None:
     assert fx._is_transient(exc) is transient
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://user:pw@h:8/v1/latest?from=USD&to=IDR,SGD", "http://h:8/v1/latest?from=USD&to=IDR,SGD"),
+        ("https://h/latest?access_key=S3cr3t&from=USD", "https://h/latest?access_key=***&from=USD"),
+        ("https://h/latest?from=USD&apikey=S3cr3t&app_id=S3cr3t", "https://h/latest?from=USD&apikey=***&app_id=***"),
+        (
+            "https://v6.exchangerate-api.com/v6/0123456789abcdef01234567/latest/USD",
+            "https://v6.exchangerate-api.com/v6/***/latest/USD",
+        ),
+        ("https://h/v1/2024-01-01..2024-01-12?from=USD", "https://h/v1/2024-01-01..2024-01-12?from=USD"),
+    ],
+)
+def test_urls_are_shown_without_credentials(url: str, shown: str) -> None:
+    assert fx._safe_url(url) == shown
 
 
 def test_live_client_follows_settings(tmp_path: Path) -> None:

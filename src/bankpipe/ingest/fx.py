@@ -20,6 +20,7 @@ import io
 import json
 import logging
 import re
+import socket
 import time
 import zipfile
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
@@ -72,6 +73,7 @@ BASE = "USD"
 # currencies an Indonesian bank's customers deal in most.
 DEFAULT_QUOTES: tuple[str, ...] = ("IDR", "SGD", "EUR", "JPY", "AUD", "MYR", "GBP", "CNY")
 SNAPSHOT_SOURCE = "ecb_snapshot"
+REQUIRED_QUOTE = "IDR"  # every published day must carry it, or the answer is rejected
 TABLE = "bronze.raw_exchange_rates"
 
 FIRST_RUN_DAYS = 90  # window of a first run when bronze holds no transactions to date it from
@@ -193,6 +195,10 @@ def _to_date(value: Any, where: str) -> date:
 def _day_rates(day: date, base: str, rates: Any, quotes: Collection[str], where: str) -> Iterator[Rate]:
     if not isinstance(rates, dict):
         raise FxApiError(f"{where}: rates for {day} are not an object")
+    # IDR is the bank's own currency: a day published without it is a broken answer, not a
+    # currency the API does not know (those are only reported as missing).
+    if REQUIRED_QUOTE in quotes and REQUIRED_QUOTE not in rates:
+        raise FxApiError(f"{where}: no {REQUIRED_QUOTE} rate for {day}")
     for quote, value in rates.items():
         if quote in quotes:
             yield Rate(day, base, quote, _to_rate(value, f"{where} {day} {quote}"))
@@ -262,11 +268,28 @@ def chunks(start: date, end: date, days: int = CHUNK_DAYS) -> Iterator[tuple[dat
 # --- live clients -------------------------------------------------------------------------------
 
 
+def _name_unresolved(exc: BaseException) -> bool:
+    """The host name did not resolve (socket.gaierror somewhere in the cause chain): this machine is offline."""
+    seen: BaseException | None = exc
+    for _ in range(10):  # httpx → httpcore → socket: a short chain; bounded against cycles
+        if seen is None:
+            return False
+        if isinstance(seen, socket.gaierror):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def _is_transient(exc: BaseException) -> bool:
-    """Worth another attempt: timeouts, connection trouble, 5xx, and 429 (the API asked us to slow down)."""
+    """Worth another attempt: timeouts, connection trouble, 5xx, and 429 (the API asked us to slow down).
+
+    Not a name that does not resolve: offline, each retry only adds its backoff (≈11 s a run).
+    """
     if isinstance(exc, httpx.HTTPStatusError):
         code = exc.response.status_code
         return code >= 500 or code == 429
+    if isinstance(exc, httpx.ConnectError) and _name_unresolved(exc):
+        return False
     return isinstance(exc, httpx.TransportError) and not isinstance(exc, httpx.UnsupportedProtocol)
 
 
@@ -275,6 +298,8 @@ def _describe(exc: BaseException) -> str:
         return f"HTTP {exc.response.status_code}"
     if isinstance(exc, httpx.TimeoutException):
         return f"timed out ({type(exc).__name__})"
+    if isinstance(exc, httpx.ConnectError) and _name_unresolved(exc):
+        return f"host name does not resolve, offline? ({exc})"
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
@@ -284,9 +309,35 @@ def _log_retry(state: RetryCallState) -> None:
     log.info("FX API attempt %d failed (%s); retrying in %.2gs", state.attempt_number, _describe(exc), wait)
 
 
+# Query parameters that carry credentials in the APIs of this kind (exchangerate.host's access_key,
+# openexchangerates' app_id, the generic api_key / apikey / token ...).
+_SECRET_PARAM = re.compile(r"key|token|secret|password|signature|app_?id|auth", re.IGNORECASE)
+# A path segment that looks like a key (exchangerate-api v6: /v6/<24 hex>/latest/USD).
+_SECRET_SEGMENT = re.compile(r"^(?=[A-Za-z0-9_-]*\d)(?=[A-Za-z0-9_-]*[A-Za-z])[A-Za-z0-9_-]{20,}$")
+REDACTED = "***"
+
+
 def _safe_url(url: str) -> str:
-    """The URL without user:password, fit for logs and the run log."""
-    return str(httpx.URL(url).copy_with(username=None, password=None))
+    """The URL without user:password or anything that looks like an API key, fit for logs, errors and bronze."""
+    parsed = httpx.URL(url)
+    params = [(k, REDACTED if _SECRET_PARAM.search(k) else v) for k, v in parsed.params.multi_items()]
+    path = "/".join(REDACTED if _SECRET_SEGMENT.match(seg) else seg for seg in parsed.path.split("/"))
+    safe = parsed.copy_with(username=None, password=None, path=path, query=None)
+    # Encoded by hand: httpx would percent-encode the redaction mark and the API's own commas.
+    return str(safe) + ("?" + "&".join(f"{k}={v}" for k, v in params) if params else "")
+
+
+class _RedactUrls(logging.Filter):
+    """Show httpx's own request lines ("HTTP Request: GET <url> ...") with `_safe_url`, wherever logging goes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_safe_url(str(a)) if isinstance(a, httpx.URL) else a for a in record.args)
+        return True
+
+
+# httpx logs every request's full URL at INFO, key included; Airflow and the tests capture INFO.
+logging.getLogger("httpx").addFilter(_RedactUrls())
 
 
 class _HttpClient:
@@ -334,11 +385,16 @@ class _HttpClient:
         except (httpx.HTTPStatusError, httpx.TransportError) as exc:
             n = retrying.statistics.get("attempt_number", 1)
             tries = f" after {n} attempts" if n > 1 else ""
-            raise FxApiError(f"GET {shown}: {_describe(exc)}{tries}") from exc
+            # Not chained: httpx's own message repeats the full URL, API key included, and the
+            # CLI writes the chain to the log file.
+            raise FxApiError(f"GET {shown}: {_describe(exc)}{tries}") from None
         try:
             return shown, loads_decimal(response.content)
         except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
-            raise FxApiError(f"GET {shown}: malformed JSON ({str(exc).splitlines()[0][:200]})") from exc
+            kind = response.headers.get("content-type", "?").split(";")[0]
+            reason = str(exc).splitlines()[0][:200]
+            size = len(response.content)
+            raise FxApiError(f"GET {shown}: malformed JSON ({reason}; {size} bytes of {kind})") from None
 
 
 class FrankfurterClient(_HttpClient):
@@ -459,8 +515,16 @@ def wanted_quotes(wh: Warehouse) -> tuple[str, ...]:
 
 
 def earliest_transaction_date(wh: Warehouse) -> date | None:
-    """The first transaction date in bronze (unparseable dates ignored), or None when there is none."""
-    row = wh.fetchone(f"select min(try_cast({wh.ident('date')} as date)) from bronze.raw_transactions")
+    """The first plausible transaction date in bronze, or None when there is none.
+
+    Unparseable dates and dates before the rates' history (silver rejects them) are ignored: one
+    record dated 0001-01-01 must not send the backfill to the first published rate.
+    """
+    row = wh.fetchone(
+        f"select min(d) from (select try_cast({wh.ident('date')} as date) as d from bronze.raw_transactions)"
+        " where d >= ?",
+        [ECB_FIRST_DATE],
+    )
     return row[0] if row and row[0] is not None else None
 
 
@@ -497,7 +561,9 @@ def plan_windows(
             raise BankpipeError(f"empty FX window: start {begin} is after end {stop} (end is capped at today)")
         return [Window(begin, stop, tuple(quotes))]
 
-    first = earliest_txn - timedelta(days=LOOKBACK_DAYS) if earliest_txn else today - timedelta(days=FIRST_RUN_DAYS)
+    # clamped before subtracting: date arithmetic near date.min raises
+    earliest = min(max(earliest_txn, ECB_FIRST_DATE), today) if earliest_txn else None
+    first = earliest - timedelta(days=LOOKBACK_DAYS) if earliest else today - timedelta(days=FIRST_RUN_DAYS)
     first = min(max(first, ECB_FIRST_DATE), today)
     by_range: dict[tuple[date, date], list[str]] = {}
     for quote in quotes:
@@ -562,6 +628,11 @@ def _fetch(live: FxClient, snapshot: EcbSnapshotClient, plan: _Plan, today: date
             exc,
             SNAPSHOT_SOURCE,
         )
+        # One decision per run: answers that came before the failure are dropped too, so a run is
+        # either all live or all snapshot, and the next run (API back) asks for the whole window again.
+        if batches:
+            log.info("dropping %d FX answer(s) fetched before the failure", len(batches))
+        batches = []
         backfill = list(plan.windows_by_source[SNAPSHOT_SOURCE])
     else:
         if backfill:
@@ -581,10 +652,16 @@ def _logged(batches: Iterator[RateBatch], w: Window) -> Iterator[RateBatch]:
 
 
 def _unique(batches: Iterable[RateBatch], batch_id: str, loaded_at: datetime) -> dict[tuple[Any, ...], tuple[Any, ...]]:
-    """Rows keyed by (rate_date, base, quote, source); the first answer for a key wins."""
+    """Rows keyed by (rate_date, base, quote, source); the first answer for a key wins.
+
+    The last gate before bronze: whatever client produced them, a rate that is not a positive
+    finite number stops the step (nothing is inserted), naming where it came from and its day.
+    """
     rows: dict[tuple[Any, ...], tuple[Any, ...]] = {}
     for b in batches:
         for r in b.rates:
+            if not (isinstance(r.rate, Decimal) and r.rate.is_finite() and 0 < r.rate < _MAX_RATE):
+                raise BankpipeError(f"{b.origin}: unusable rate {r.rate!r} for {r.quote} on {r.rate_date}")
             row = (batch_id, loaded_at, b.origin, r.rate_date, r.base, r.quote, r.rate, b.source, b.fetched_at)
             rows.setdefault((r.rate_date, r.base, r.quote, b.source), row)
     return rows

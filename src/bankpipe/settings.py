@@ -22,6 +22,10 @@ class Settings(BaseSettings):
     # hence SecretStr — it must never reach a log line.
     source_url: SecretStr | None = None
     source_database: str = "source_bank"
+    # Connecting to the source is retried this many times in all, with exponential backoff from
+    # `source_retry_backoff_s` (a server restarting answers "starting up" for a few seconds).
+    source_connect_attempts: int = Field(4, ge=1)
+    source_retry_backoff_s: float = Field(1.0, ge=0)
     landing_dir: Path | None = None
     warehouse: Literal["duckdb", "snowflake"] = "duckdb"
     warehouse_path: Path | None = None

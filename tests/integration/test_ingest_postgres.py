@@ -8,11 +8,15 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
 
 import psycopg
 import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from bankpipe.ingest import postgres
+from bankpipe.settings import Settings, get_settings
 from bankpipe.source.db import connect
 from bankpipe.source.load import load_files
 from bankpipe.source.schema import COLUMNS, KEYS
@@ -86,7 +90,9 @@ def test_incremental_brings_exactly_the_changed_rows_and_full_sees_deletes(setti
         conn.commit()
         inc = {t.table: (t.extracted, t.appended, t.deleted) for t in postgres.run(settings, "incremental").tables}
         assert inc["account"] == (2, 2, 0)
-        assert inc["customer"] == (1, 1, 0)  # the insert; incremental cannot see a delete
+        # The no-op update still writes a row version (extracted, not appended); the insert is
+        # appended; incremental cannot see a delete.
+        assert inc["customer"] == (2, 1, 0)
         assert inc["location"] == (0, 0, 0)
         assert ("CUST-0003",) in {r[:1] for r in bronze_state(settings, "customer")}
         full = {t.table: (t.appended, t.deleted) for t in postgres.run(settings, "full").tables}
@@ -133,6 +139,82 @@ def test_watermark_waits_for_open_writer_transactions(settings, pg_url):
     postgres.run(settings, "incremental")
     with connect(settings) as conn:
         assert bronze_state(settings, "account") == source_state(conn, "account")
+
+
+@pytest.fixture
+def reader(settings: Settings, pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """Settings that read the source as a plain login role with SELECT only, as a DBA would grant it."""
+    with connect(settings) as conn:  # as postgres: create the schema, then some rows
+        fill(conn, 10)
+    role = f"bankpipe_reader_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute(f"create role {role} login password 'reader-pw'")
+        admin.execute(f"grant usage on schema public to {role}")
+        admin.execute(f"grant select on all tables in schema public to {role}")
+        row = admin.execute(
+            f"select rolsuper or pg_has_role('{role}', 'pg_read_all_stats', 'member')"
+            f" from pg_roles where rolname = '{role}'"
+        ).fetchone()
+        assert row == (False,), "the reader must not see other sessions' pg_stat_activity details"
+    params = conninfo_to_dict(pg_url) | {"user": role, "password": "reader-pw"}
+    monkeypatch.setenv("BANKPIPE_SOURCE_URL", make_conninfo(**params))
+    get_settings.cache_clear()
+    try:
+        yield get_settings()
+    finally:
+        get_settings.cache_clear()
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute(f"drop owned by {role}")
+            admin.execute(f"drop role {role}")
+
+
+@pytest.mark.parametrize("written", [True, False], ids=["writer-wrote-before-extract", "writer-writes-after"])
+def test_reader_role_never_skips_a_concurrent_writers_row(reader, settings, pg_url, written):
+    """A writer that BEGINs before the extract and commits after it: its row reaches bronze next time.
+
+    Its row's updated_at is the writer's start time, older than rows the extract saw; a plain
+    reader cannot see when other sessions' transactions started.
+    """
+    postgres.run(reader, "incremental")
+    writer = psycopg.connect(pg_url)  # as postgres, in a transaction until commit
+    started = writer.execute("select now()").fetchone()[0]
+    if written:
+        writer.execute("update account set saldo = 111 where id = 'ACC-00000001'")
+    time.sleep(0.05)
+    with psycopg.connect(pg_url, autocommit=True) as other:  # committed, with a later updated_at
+        other.execute("update account set saldo = 222 where id = 'ACC-00000002'")
+    seen = {t.table: t for t in postgres.run(reader, "incremental").tables}["account"]
+    assert seen.appended == 1 and seen.watermark[0] > started
+    if not written:
+        writer.execute("update account set saldo = 111 where id = 'ACC-00000001'")
+    writer.commit()
+    writer.close()
+    with connect(settings) as conn:
+        assert conn.execute("select updated_at from account where id = 'ACC-00000001'").fetchone()[0] == started
+    late = {t.table: t for t in postgres.run(reader, "incremental").tables}["account"]
+    assert late.appended == 1
+    with connect(settings) as conn:
+        assert bronze_state(settings, "account") == source_state(conn, "account")
+    # Caught up, the next run reads nothing: the horizon follows the writers, not a time window.
+    assert sum(t.extracted for t in postgres.run(reader, "incremental").tables) == 0
+
+
+def test_a_source_whose_transaction_ids_went_backwards_is_read_whole(settings, caplog):
+    """A restored or replaced source (ids below the recorded horizon): every row is read, none doubled."""
+    with connect(settings) as conn:
+        fill(conn, 10)
+    postgres.run(settings, "incremental")
+    versions = bronze_versions(settings, "account")
+    with wh_connect(settings) as wh:
+        wh.execute(
+            "insert into ops.watermarks values (?, null, ?, 'test', now())",
+            ["account" + postgres.XID_SUFFIX, str(2**40)],
+        )
+    loads = {t.table: t for t in postgres.run(settings, "incremental").tables}
+    assert loads["account"].extracted == 20 and loads["account"].appended == 0
+    assert loads["customer"].extracted == 0  # its horizon is intact
+    assert "went backwards" in caplog.text
+    assert bronze_versions(settings, "account") == versions
 
 
 def _ingest_cmd(mode: str) -> list[str]:

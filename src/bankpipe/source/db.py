@@ -9,6 +9,7 @@ from contextlib import contextmanager
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from bankpipe.errors import SourceError
 from bankpipe.settings import Settings
@@ -49,14 +50,48 @@ def source_conninfo(settings: Settings, *, start: bool = True) -> str:
     return make_conninfo(**params)
 
 
+# FATAL errors that a server gives while it starts, stops or is full: worth waiting for. Any other
+# FATAL (unknown role or database, bad password, no pg_hba entry) will not change by retrying.
+_TRANSIENT = re.compile(r"starting up|shutting down|in recovery|too many clients|not yet accepting", re.I)
+
+
+def _transient(exc: BaseException) -> bool:
+    """Whether a failed connection attempt may succeed later (network, refused, server restarting)."""
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    text = str(exc)
+    return "FATAL:" not in text or bool(_TRANSIENT.search(text))
+
+
+def _open(settings: Settings, conninfo: str, autocommit: bool) -> psycopg.Connection:
+    """psycopg.connect, retried with exponential backoff while the failure looks transient."""
+    retrying = Retrying(
+        stop=stop_after_attempt(settings.source_connect_attempts),
+        wait=wait_exponential(multiplier=settings.source_retry_backoff_s, max=30),
+        retry=retry_if_exception(_transient),
+        before_sleep=lambda state: log.warning(
+            "source database %s: connection attempt %d failed (%s); retrying",
+            redact(conninfo),
+            state.attempt_number,
+            redact(str(state.outcome.exception()).strip().splitlines()[0]) if state.outcome else "",
+        ),
+        reraise=True,
+    )
+    try:
+        return retrying(psycopg.connect, conninfo, autocommit=autocommit, connect_timeout=10)
+    except psycopg.OperationalError as exc:
+        n = retrying.statistics.get("attempt_number", 1)
+        tries = f" (after {n} attempts)" if n > 1 else ""
+        # One line: libpq adds a hint line ("Is the server running…?") that the log keeps.
+        first = redact(str(exc).strip().splitlines()[0])
+        raise SourceError(f"cannot connect to the source database {redact(conninfo)}{tries}: {first}") from exc
+
+
 @contextmanager
 def connect(settings: Settings, *, autocommit: bool = False) -> Iterator[psycopg.Connection]:
     """A psycopg connection to the source with its schema in place."""
     conninfo = source_conninfo(settings)
-    try:
-        conn = psycopg.connect(conninfo, autocommit=autocommit, connect_timeout=10)
-    except psycopg.OperationalError as exc:
-        raise SourceError(f"cannot connect to the source database {redact(conninfo)}: {exc}".strip()) from exc
+    conn = _open(settings, conninfo, autocommit)
     with conn:
         create_schema(conn)
         if not autocommit:

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Callable
+import os
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from filelock import FileLock, Timeout
+
+from bankpipe import ops
+from bankpipe.errors import BankpipeError
 from bankpipe.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -65,15 +74,53 @@ def steps(settings: Settings, demo: bool) -> list[tuple[str, Callable[[], Any]]]
     return plan
 
 
+def _holder(owner: Path) -> str:
+    try:
+        info = json.loads(owner.read_text(encoding="utf-8"))
+        return f"PID {info['pid']} on {info['host']}, started {info['started_at']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "holder unknown"  # it took the lock a moment ago and has not said who it is yet
+
+
+@contextmanager
+def single_run(settings: Settings) -> Iterator[None]:
+    """Hold the run lock of this state dir; a second `bankpipe run` fails at once, naming the holder.
+
+    Failing, not waiting: a scheduler that starts a run while the last one is still going gets a
+    clear answer now (and retries later) instead of a task that hangs. The lock is an flock, so a
+    killed run never leaves it behind.
+    """
+    lock_dir = settings.state / "locks"
+    lock_dir.mkdir(mode=0o700, exist_ok=True)
+    lock = FileLock(lock_dir / "run.lock")
+    owner = lock_dir / "run.owner"  # the lock file itself is truncated by every opener
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise BankpipeError(
+            f"another `bankpipe run` is running on {settings.state} ({_holder(owner)}); "
+            "only one may run at a time: wait for it to finish, or stop it"
+        ) from None
+    try:
+        info = {"pid": os.getpid(), "host": socket.gethostname(), "started_at": ops.now().isoformat(timespec="seconds")}
+        fd = os.open(owner, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(json.dumps(info))
+        yield
+    finally:
+        lock.release()
+
+
 def run(settings: Settings, *, demo: bool = False, on_step: Callable[[str], None] | None = None) -> RunReport:
-    """Run every stage once; a failing stage stops the run (its error names the input)."""
+    """Run every stage once, under the run lock; a failing stage stops the run (its error names the input)."""
     report = RunReport()
-    for name, fn in steps(settings, demo):
-        if on_step:
-            on_step(name)
-        log.info("step: %s", name)
-        result = fn()
-        report.steps.append((name, _summarise(result)))
+    with single_run(settings):
+        for name, fn in steps(settings, demo):
+            if on_step:
+                on_step(name)
+            log.info("step: %s", name)
+            result = fn()
+            report.steps.append((name, _summarise(result)))
     return report
 
 

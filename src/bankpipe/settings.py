@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     landing_dir: Path | None = None
     warehouse: Literal["duckdb", "snowflake"] = "duckdb"
     warehouse_path: Path | None = None
+    # How long a step waits for another process's lock on the DuckDB file before failing (seconds).
+    warehouse_lock_wait_s: float = Field(120.0, ge=0)
     fx_api_url: str = "https://api.frankfurter.dev/v1"
     fx_api_style: Literal["frankfurter", "exchangerate-api"] = "frankfurter"
     fx_timeout_s: float = 10.0

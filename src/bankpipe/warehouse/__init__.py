@@ -7,8 +7,11 @@ from bankpipe.warehouse.base import Warehouse
 from bankpipe.warehouse.duckdb import DuckDBWarehouse
 
 
-def connect(settings: Settings, *, read_only: bool = False) -> Warehouse:
-    """Open the configured warehouse with the bronze/silver/gold/ops schemas in place."""
+def connect(settings: Settings, *, read_only: bool = False, lock_wait_s: float | None = None) -> Warehouse:
+    """Open the configured warehouse with the bronze/silver/gold/ops schemas in place.
+
+    `lock_wait_s` overrides BANKPIPE_WAREHOUSE_LOCK_WAIT_S (a dashboard waits less than a pipeline step).
+    """
     if settings.warehouse == "snowflake":
         # Imported here: the connector is only needed (and only imported) on Snowflake deployments.
         from bankpipe.warehouse.snowflake import SnowflakeWarehouse
@@ -21,7 +24,8 @@ def connect(settings: Settings, *, read_only: bool = False) -> Warehouse:
         else:
             sf.execute(f"use database {settings.snowflake_database}")
         return sf
-    wh = DuckDBWarehouse(settings.warehouse_file, read_only=read_only)
+    wait = settings.warehouse_lock_wait_s if lock_wait_s is None else lock_wait_s
+    wh = DuckDBWarehouse(settings.warehouse_file, read_only=read_only, lock_wait_s=wait)
     if not read_only:
         wh.ensure_schemas()
     return wh

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import re
+import shutil
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -22,22 +24,119 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # DuckDB lets one process write a file at a time. Steps are short and open the file only while
-# they work, so a second process waits for its turn instead of failing at once.
+# they work, so a second process waits for its turn instead of failing at once; how long is the
+# setting BANKPIPE_WAREHOUSE_LOCK_WAIT_S (this is its default).
 LOCK_WAIT_S = 120.0
+LOCK_REPORT_EVERY_S = 10.0  # a "still waiting" line this often, so a long wait never looks like a hang
+_HOLDER = re.compile(r"Conflicting lock is held in (?P<exe>.*?) \(PID (?P<pid>\d+)\)")
+# What the OS says when a write finds no room: DuckDB passes strerror on in its message.
+_NO_SPACE = ("No space left on device", "Disk quota exceeded")
 
 
-def _open(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
-    deadline = time.monotonic() + LOCK_WAIT_S
+class WarehouseFullError(BankpipeError):
+    """The disk under the warehouse file is full; the transaction that hit it was rolled back by DuckDB."""
+
+
+def _no_space(exc: BaseException, path: Path) -> WarehouseFullError | None:
+    text = str(exc)
+    if not any(marker in text for marker in _NO_SPACE):
+        return None
+    return WarehouseFullError(
+        f"no space left on the disk of the warehouse {path} ({shutil.disk_usage(path.parent).free >> 20} MiB free):"
+        " the failed transaction was rolled back, committed data is intact — free space and run again"
+    )
+
+
+class _Connection:
+    """A DuckDB connection whose disk-full errors become one WarehouseFullError naming the file.
+
+    Once a write has hit a full disk, DuckDB may refuse every later statement on the connection
+    with a different message ("database has been invalidated"); those repeat the first error, so
+    the user sees the cause, not its echo. Everything else passes through untouched.
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path) -> None:
+        self._con = con
+        self._path = path
+        self._full: WarehouseFullError | None = None
+
+    def _guard(self, fn: Any, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except duckdb.Error as exc:
+            full = self._full or _no_space(exc, self._path)
+            if full is None:
+                raise
+            self._full = full
+            raise WarehouseFullError(str(full)) from exc
+
+    def execute(self, sql: str, params: Any = None) -> Any:
+        return self._guard(self._con.execute, sql, params)
+
+    def close(self) -> None:
+        self._guard(self._con.close)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._con, name)
+
+
+def _holder(message: str) -> str:
+    found = _HOLDER.search(message)
+    return f"PID {found['pid']} ({found['exe']})" if found else "another process"
+
+
+def _open(path: Path, read_only: bool, wait_s: float = LOCK_WAIT_S) -> duckdb.DuckDBPyConnection:
+    """Connect, waiting up to `wait_s` for another process's lock on the file, with a log line as it goes."""
+    started = time.monotonic()
+    reported = -LOCK_REPORT_EVERY_S
     delay = 0.05
     while True:
         try:
-            return duckdb.connect(str(path), read_only=read_only)
+            return _Connection(duckdb.connect(str(path), read_only=read_only), path)  # type: ignore[return-value]
         except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
-                raise BankpipeError(f"cannot open warehouse {path}: {str(exc).splitlines()[0]}") from exc
-            log.debug("warehouse %s busy, retrying in %.2fs", path, delay)
-            time.sleep(delay)
+            first = str(exc).splitlines()[0]
+            full = _no_space(exc, path)
+            if full is not None:
+                raise full from exc
+            if "lock" not in first.lower():
+                raise BankpipeError(f"cannot open warehouse {path}: {first}") from exc
+            waited = time.monotonic() - started
+            holder = _holder(first)
+            if waited >= wait_s:
+                raise BankpipeError(
+                    f"warehouse {path} is locked by another process, {holder}; gave up after {wait_s:g} s"
+                    " (BANKPIPE_WAREHOUSE_LOCK_WAIT_S) — let it finish, or stop it, and run again"
+                ) from exc
+            if waited - reported >= LOCK_REPORT_EVERY_S:
+                reported = waited
+                log.info(
+                    "waiting for the warehouse lock held by %s on %s (%.0f of %g s)", holder, path, waited, wait_s
+                )
+            time.sleep(min(delay, max(wait_s - waited, 0.0)))
             delay = min(delay * 2, 1.0)
+
+
+# Lines per insert on the JSON Lines salvage path: bounds memory whatever the file's size.
+_SALVAGE_BATCH = 50_000
+
+
+@contextmanager
+def _staged(files: Sequence[JsonFile]) -> Iterator[dict[str, JsonFile]]:
+    """Each file under a generated, glob-free name (a symlink in a private temp dir): staged path → file.
+
+    DuckDB's readers take a path as a glob pattern; a landed `x*.json` would also read `x1.json`, and
+    `[x].json` would read `x.json`. The landing folder's names are never handed to DuckDB.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="bankpipe-stage-"))
+    staged: dict[str, JsonFile] = {}
+    try:
+        for i, f in enumerate(files):
+            link = folder / f"{i:06d}.json"
+            os.symlink(Path(f.path).absolute(), link)
+            staged[str(link)] = f
+        yield staged
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 class DuckDBWarehouse:
@@ -46,12 +145,12 @@ class DuckDBWarehouse:
     dialect = "duckdb"
     errors: tuple[type[BaseException], ...] = (duckdb.Error,)
 
-    def __init__(self, path: Path, *, read_only: bool = False) -> None:
+    def __init__(self, path: Path, *, read_only: bool = False, lock_wait_s: float = LOCK_WAIT_S) -> None:
         self.path = Path(path)
         if read_only and not self.path.exists():
             raise BankpipeError(f"no warehouse at {self.path} yet (run: bankpipe run)")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.con = _open(self.path, read_only)
+        self.con = _open(self.path, read_only, lock_wait_s)
         self._in_tx = False
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:

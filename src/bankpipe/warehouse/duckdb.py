@@ -116,29 +116,6 @@ def _open(path: Path, read_only: bool, wait_s: float = LOCK_WAIT_S) -> duckdb.Du
             delay = min(delay * 2, 1.0)
 
 
-# Lines per insert on the JSON Lines salvage path: bounds memory whatever the file's size.
-_SALVAGE_BATCH = 50_000
-
-
-@contextmanager
-def _staged(files: Sequence[JsonFile]) -> Iterator[dict[str, JsonFile]]:
-    """Each file under a generated, glob-free name (a symlink in a private temp dir): staged path → file.
-
-    DuckDB's readers take a path as a glob pattern; a landed `x*.json` would also read `x1.json`, and
-    `[x].json` would read `x.json`. The landing folder's names are never handed to DuckDB.
-    """
-    folder = Path(tempfile.mkdtemp(prefix="bankpipe-stage-"))
-    staged: dict[str, JsonFile] = {}
-    try:
-        for i, f in enumerate(files):
-            link = folder / f"{i:06d}.json"
-            os.symlink(Path(f.path).absolute(), link)
-            staged[str(link)] = f
-        yield staged
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
 class DuckDBWarehouse:
     """A DuckDB file; one connection per instance, opened on construction."""
 

@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from bankpipe.errors import BankpipeError
 from bankpipe.logs import console, setup
@@ -106,13 +108,24 @@ def ingest_stream(
             console.print("stopped")
         return
     r = stream.run(settings)
+    lines = sum(n for _, n in r.rejected_lines)
     console.print(
-        f"{len(r.loaded)} files loaded ({r.rows} records), {len(r.duplicates)} duplicates skipped, "
-        f"{len(r.rejected)} rejected, {r.unchanged} already loaded — {settings.transactions_landing}",
+        f"{len(r.loaded)} files loaded ({r.rows} records, {lines} lines rejected), {len(r.duplicates)} duplicates"
+        f" skipped, {len(r.rejected)} rejected, {len(r.partial)} partial, {len(r.waiting)} still being written,"
+        f" {r.unchanged} already loaded — {escape(str(settings.transactions_landing))}",
         highlight=False,
     )
+    # File names are data: escaped, so `transaction_[red]x.json` prints as it is named.
     for name, reason in r.rejected:
-        console.print(f"[yellow]rejected[/yellow] {name}: {reason}", highlight=False, soft_wrap=True)
+        console.print(f"[yellow]rejected[/yellow] {escape(name)}: {escape(reason)}", highlight=False, soft_wrap=True)
+    for name, detail in r.partial:
+        console.print(f"[yellow]partial[/yellow] {escape(name)}: {escape(detail)}", highlight=False, soft_wrap=True)
+    for name, n in r.rejected_lines:
+        console.print(
+            f"[yellow]rejected lines[/yellow] {escape(name)}: {n} (see ops.rejected_lines)",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @app.command("run")
@@ -266,6 +279,27 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
         )
     console.print(fresh)
     console.print(f"rejected files: {st['rejected_files']}")
+    # File names and reasons are data: Text cells, never read as rich markup.
+    if st["rejected_files_latest"]:
+        latest = Table("rejected file", "reason", "quarantined to", "at (UTC)", title="latest rejected files")
+        for r in st["rejected_files_latest"]:
+            latest.add_row(
+                Text(r["file_name"]), Text(r["reason"]), Text(r["quarantine_path"] or "left in place"), r["rejected_at"]
+            )
+        console.print(latest)
+    if st["partial_files"]:
+        partial = Table(
+            "partial file", "where it broke", title="partial files (not loaded; waiting for the complete file)"
+        )
+        for r in st["partial_files"]:
+            partial.add_row(Text(r["file_name"]), Text(r["detail"] or ""))
+        console.print(partial)
+    console.print(f"rejected lines (JSON Lines, in ops.rejected_lines): {st['rejected_lines']}")
+    if st["rejected_lines_by_file"]:
+        by_file = Table("file", "lines rejected", "first line", "first reason")
+        for r in st["rejected_lines_by_file"]:
+            by_file.add_row(Text(r["file_name"]), str(r["lines"]), str(r["first_line"]), Text(r["first_reason"]))
+        console.print(by_file)
     runs = Table("step", "started", "status", "rows in", "rows out", "error")
     for r in st["last_runs"]:
         runs.add_row(

@@ -112,5 +112,51 @@ def status(wh: Warehouse) -> dict[str, Any]:
         "tables": counts,
         "sources": sources,
         "rejected_files": wh.fetchone("select count(*) from ops.rejected_files")[0],
+        **stream_issues(wh),
         "last_runs": runs,
     }
+
+
+def _records(rows: list[tuple[Any, ...]], names: tuple[str, ...]) -> list[dict[str, Any]]:
+    return [
+        {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in zip(names, row, strict=True)} for row in rows
+    ]
+
+
+def stream_issues(wh: Warehouse, limit: int = 20) -> dict[str, Any]:
+    """What the stream ingest could not load whole: latest rejected files, open partial files, rejected lines."""
+    out: dict[str, Any] = {
+        "rejected_files_latest": _records(
+            wh.fetchall(
+                "select file_name, reason, quarantine_path, rejected_at from ops.rejected_files"
+                f" order by rejected_at desc, file_name limit {int(limit)}"
+            ),
+            ("file_name", "reason", "quarantine_path", "rejected_at"),
+        ),
+        "partial_files": [],
+        "rejected_lines": 0,
+        "rejected_lines_by_file": [],
+    }
+    if not wh.table_exists("ops", "rejected_lines"):  # a warehouse made before issue 13, opened read-only
+        return out
+    # A partial file is open until a later version of the same name loaded (or matched loaded bytes).
+    out["partial_files"] = _records(
+        wh.fetchall(
+            "select p.file_name, p.detail, p.size_bytes, p.ingested_at from ops.ingested_files p"
+            " where p.status = 'partial' and not exists (select 1 from ops.ingested_files l"
+            " where l.file_name = p.file_name and l.ingested_at > p.ingested_at)"
+            f" order by p.ingested_at desc, p.file_name limit {int(limit)}"
+        ),
+        ("file_name", "detail", "size_bytes", "recorded_at"),
+    )
+    out["rejected_lines"] = int(wh.fetchone("select count(*) from ops.rejected_lines")[0])
+    out["rejected_lines_by_file"] = _records(
+        wh.fetchall(
+            "select file_name, count(*) as lines, min(line_number) as first_line,"
+            " min_by(reason, line_number) as first_reason, max(rejected_at) as rejected_at"
+            " from ops.rejected_lines group by file_name"
+            f" order by max(rejected_at) desc, file_name limit {int(limit)}"
+        ),
+        ("file_name", "lines", "first_line", "first_reason", "rejected_at"),
+    )
+    return out

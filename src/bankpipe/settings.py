@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     landing_dir: Path | None = None
     warehouse: Literal["duckdb", "snowflake"] = "duckdb"
     warehouse_path: Path | None = None
+    # A landed stream file is read only once complete: unchanged for this long (seconds). `ingest
+    # stream` waits up to stream_settle_wait_s for younger files, then leaves them for the next pass.
+    stream_settle_s: float = Field(1.0, ge=0)
+    stream_settle_wait_s: float = Field(10.0, ge=0)
     # How long a step waits for another process's lock on the DuckDB file before failing (seconds).
     warehouse_lock_wait_s: float = Field(120.0, ge=0)
     fx_api_url: str = "https://api.frankfurter.dev/v1"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from typing import Any
 
@@ -211,9 +212,42 @@ def test_model_page_reads_the_registry(small_app: Settings) -> None:
 @pytest.mark.slow
 def test_data_quality_shows_rejects_and_reconciliation(small_app: Settings) -> None:
     at = open_page("quality")
-    rejected = {r[0] for r in query(small_app, "select file_name from ops.rejected_files")}
-    assert rejected, "the generator plants a truncated file; ingest must have rejected it"
-    shown = at.dataframe[0].value
-    assert set(shown["file_name"]) == rejected
+    partial = {r[0] for r in query(small_app, "select file_name from ops.ingested_files where status = 'partial'")}
+    assert partial, "the generator plants a truncated file; ingest must have recorded it as partial"
+    shown = [df.value for df in at.dataframe if "detail" in df.value.columns]
+    assert shown and set(shown[0]["file_name"]) == partial
+    assert all("truncated JSON array" in d for d in shown[0]["detail"])
     assert any("reconcile" in s.value for s in at.success)
     assert {m.label for m in at.metric} >= {"postgres", "stream", "fx"}
+
+
+@pytest.mark.integration
+def test_data_quality_shows_partial_files_and_rejected_lines(tmp_path, use_state) -> None:
+    """Stream ingest only (no dbt): rejected, partial and rejected-line sections show what ops recorded."""
+    import json
+
+    from bankpipe.ingest import stream
+
+    settings = use_state(tmp_path / "state")
+    landing = settings.transactions_landing
+    landing.mkdir(parents=True)
+    rec = {"id": "TRX-000001", "date": "2025-12-24", "timestamp": "10:00:00", "account_id": "ACC-00001"}
+    (landing / "lines_[red]x.jsonl").write_text(json.dumps(rec) + "\n{broken\n" + json.dumps(rec | {"id": "T2"}) + "\n")
+    whole = json.dumps([rec, rec | {"id": "T3"}])
+    (landing / "cut.json").write_text(whole[: len(whole) - 30])
+    (landing / "empty.json").write_text("")
+    for f in landing.iterdir():  # complete since long ago: no settle wait
+        os.utime(f, (1, 1))
+    result = stream.run(settings)
+    assert result.partial and result.rejected_lines and result.rejected
+    at = open_page("quality")
+    assert not problems(at), problems(at)
+    frames = {tuple(df.value.columns): df.value for df in at.dataframe}
+    partial = next(v for k, v in frames.items() if "detail" in k)
+    assert list(partial["file_name"]) == ["cut.json"]
+    lines = next(v for k, v in frames.items() if "line_number" in k)
+    assert list(zip(lines["file_name"], lines["line_number"], strict=True)) == [("lines_[red]x.jsonl", 2)]
+    assert "column" in lines["reason"][0]
+    rejected = next(v for k, v in frames.items() if "quarantine_path" in k)
+    assert list(rejected["reason"]) == ["empty file"]
+    assert any("1 JSON Lines line(s) rejected" in w.value for w in at.warning)

@@ -120,14 +120,17 @@ def test_unparseable_files_are_quarantined_and_the_rest_still_load(settings, lan
     (landing / "weird_record.json").write_text(
         json.dumps([*records(1, 50), 42, {"id": "TRX-X", "jumlah_transaksi": "abc"}])
     )
+    (landing / "malformed.json").write_text(good.replace('"id"', "id", 1))
     result = stream.run(settings)
-    assert sorted(n for n, _ in result.rejected) == ["binary.json", "truncated.json"]
+    assert sorted(n for n, _ in result.rejected) == ["binary.json", "malformed.json"]
     assert sorted(result.loaded) == [("good.json", 3), ("weird_record.json", 3)]
     rejected = dict(q(settings, "select file_name, reason from ops.rejected_files"))
-    assert "Malformed JSON" in rejected["truncated.json"] or "unexpected end" in rejected["truncated.json"]
-    assert not (landing / "truncated.json").exists()
+    assert "Malformed JSON" in rejected["malformed.json"] and "malformed.json" in rejected["malformed.json"]
+    # A truncated array is not rejected: it is recorded `partial` and left in place (see test_stream_robust.py).
+    assert [n for n, _ in result.partial] == ["truncated.json"]
+    assert (landing / "truncated.json").exists()
     quarantined = {p.name for p in settings.quarantine.rglob("*.json")}
-    assert quarantined == {"binary.json", "truncated.json"}
+    assert quarantined == {"binary.json", "malformed.json"}
     # Records that parse but are wrong are kept as they came; silver decides.
     kept = q(
         settings,

@@ -13,13 +13,17 @@ as Arrow and are turned into the same pandas dtypes whichever warehouse answered
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
-from collections.abc import Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, ParamSpec, TypeVar
 from urllib.parse import unquote, urlparse
 
 import pandas as pd
@@ -27,6 +31,7 @@ import pyarrow as pa
 import streamlit as st
 
 from bankpipe.dashboard.filters import Filters
+from bankpipe.errors import WarehouseBusyError
 from bankpipe.settings import Settings
 from bankpipe.warehouse import Warehouse, connect
 
@@ -81,8 +86,79 @@ def _open(settings: Settings) -> Iterator[Warehouse | None]:
     if settings.warehouse == "duckdb" and not settings.warehouse_file.exists():
         yield None
         return
-    with connect(settings, read_only=True) as wh:
+    # DuckDB refuses readers while a pipeline step writes: wait briefly, once per page run (the
+    # viewer is waiting too), then the loaders fall back to their last results (see keep_last).
+    wait = 0.0 if busy().seen else BUSY_WAIT_S
+    with connect(settings, read_only=True, lock_wait_s=wait) as wh:
         yield wh
+
+
+# --- a busy warehouse ---------------------------------------------------------------------------------
+
+BUSY_WAIT_S = 2.0
+_KEEP_LAST = 512  # last results kept for a busy warehouse (per server process; least recently used go first)
+
+
+@dataclass
+class Busy:
+    """What one page run met: whether the warehouse was busy, and the age of the results shown instead."""
+
+    seen: bool = False
+    as_of: datetime | None = None  # the oldest fallback result served in this run
+    reason: str = ""
+
+
+_BUSY: ContextVar[Busy | None] = ContextVar("bankpipe_dashboard_busy", default=None)
+_last: OrderedDict[tuple[Any, ...], tuple[datetime, Any]] = OrderedDict()
+_last_lock = threading.Lock()
+
+
+def begin_run() -> Busy:
+    """Start a page run with a clean busy state (app.py calls it first)."""
+    state = Busy()
+    _BUSY.set(state)
+    return state
+
+
+def busy() -> Busy:
+    """The busy state of the current page run."""
+    state = _BUSY.get()
+    return state if state is not None else begin_run()
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def keep_last(fn: Callable[P, R]) -> Callable[P, R]:
+    """Serve a loader's last result when the warehouse is busy; raise WarehouseBusyError if there is none.
+
+    Keyed by the loader and its arguments except the Source, whose version changes with every write.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        key = (fn.__name__, *(a.warehouse if isinstance(a, Source) else repr(a) for a in args[1:]), repr(kwargs))
+        try:
+            result = fn(*args, **kwargs)
+        except WarehouseBusyError as exc:
+            state = busy()
+            state.seen, state.reason = True, str(exc)
+            with _last_lock:
+                kept = _last.get(key)
+            if kept is None:
+                raise
+            log.info("warehouse busy: %s served from %s", fn.__name__, kept[0].isoformat(timespec="seconds"))
+            state.as_of = min(state.as_of or kept[0], kept[0])
+            return kept[1]
+        with _last_lock:
+            _last[key] = (datetime.now().astimezone(), result)
+            _last.move_to_end(key)
+            while len(_last) > _KEEP_LAST:
+                _last.popitem(last=False)
+        return result
+
+    return wrapper
 
 
 def frame(wh: Warehouse, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
@@ -146,6 +222,7 @@ class Readiness:
         return self.warehouse and self.gold and self.rows > 0
 
 
+@keep_last
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
 def readiness(_settings: Settings, src: Source) -> Readiness:
     """Is there a warehouse with a non-empty gold fact table?"""
@@ -168,6 +245,7 @@ class Options:
     provinces: list[str]
 
 
+@keep_last
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
 def options(_settings: Settings, src: Source) -> Options | None:
     """Date bounds, banks, segments and provinces present in gold (None before the first transform)."""
@@ -219,6 +297,7 @@ def _period(grain: Grain, column: str = "f.transaction_date") -> str:
     return f"cast(date_trunc('{grain}', {column}) as date)"
 
 
+@keep_last
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
 def overview(_settings: Settings, src: Source, flt: Filters, grain: Grain) -> dict[str, pd.DataFrame] | None:
     """KPIs for the period and the previous one, and counts/values per period × type × status × channel."""
@@ -246,6 +325,7 @@ def overview(_settings: Settings, src: Source, flt: Filters, grain: Grain) -> di
 # --- customers --------------------------------------------------------------------------------------
 
 
+@keep_last
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
 def customers(_settings: Settings, src: Source, flt: Filters, top_n: int = 20) -> dict[str, pd.DataFrame] | None:
     """RFM segment sizes and value, segment movement (SCD2 history), and the top customers by value."""
@@ -320,6 +400,7 @@ def customers(_settings: Settings, src: Source, flt: Filters, top_n: int = 20) -
 # --- FX exposure ------------------------------------------------------------------------------------
 
 
+@keep_last
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
 def fx(_settings: Settings, src: Source, flt: Filters) -> dict[str, pd.DataFrame] | None:
     """Net positions per currency (mart), rate history with source, staleness, and the slice's FX flows."""
@@ -426,6 +507,7 @@ _GEO_MEASURES = """
 """
 
 
+@keep_last
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
 def geography(_settings: Settings, src: Source, flt: Filters) -> pd.DataFrame | None:
     """Activity per province and city with coordinates (placed like mart_geo_activity), filtered."""
@@ -446,6 +528,7 @@ def geography(_settings: Settings, src: Source, flt: Filters) -> pd.DataFrame | 
     return _rates(df)
 
 
+@keep_last
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
 def province_trend(_settings: Settings, src: Source, flt: Filters, province: str) -> pd.DataFrame | None:
     """Daily activity of one province (the drill-down), filtered."""
@@ -487,6 +570,7 @@ FLAGS = (
 )
 
 
+@keep_last
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
 def risk(_settings: Settings, src: Source, flt: Filters, grain: Grain) -> dict[str, pd.DataFrame] | None:
     """Anomaly flags per period, fraud alerts with their transactions, and the riskiest accounts."""
@@ -551,6 +635,7 @@ def risk(_settings: Settings, src: Source, flt: Filters, grain: Grain) -> dict[s
     return {"flags": flags, "alerts": alerts, "accounts": accounts}
 
 
+@keep_last
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
 def transaction_history(
     _settings: Settings, src: Source, transaction_id: str, days: int = 14
@@ -598,6 +683,7 @@ def transaction_history(
 # --- model ------------------------------------------------------------------------------------------
 
 
+@keep_last
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
 def model_monitoring(_settings: Settings, src: Source, flt: Filters) -> dict[str, pd.DataFrame] | None:
     """Daily model metrics, and score bins (with matured fraud labels) for ROC/PR and distributions."""
@@ -756,6 +842,16 @@ def data_quality(_settings: Settings, src: Source) -> dict[str, Any] | None:
             """select rejected_at, file_name, reason, size_bytes, quarantine_path, batch_id
                from ops.rejected_files order by rejected_at desc limit 500""",
         )
+        # Stream files not loaded whole: open partial files (from ops.status) and rejected lines.
+        out["partial_files"] = pd.DataFrame(
+            status["partial_files"], columns=["file_name", "detail", "size_bytes", "recorded_at"]
+        )
+        if "ops.rejected_lines" in present:
+            out["rejected_lines"] = frame(
+                wh,
+                """select rejected_at, file_name, line_number, byte_offset, reason, raw_line, line_bytes, batch_id
+                   from ops.rejected_lines order by rejected_at desc, file_name, line_number limit 500""",
+            )
         rows = wh.ident("rows")  # ROWS is a reserved word in Snowflake
         out["ingested"] = frame(
             wh,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +21,14 @@ class JsonFile(NamedTuple):
     name: str
     sha256: str
     fmt: str  # "array" | "newline_delimited"
+
+
+class JsonLine(NamedTuple):
+    """One line of a JSON Lines file that parsed in Python: where it is and its text."""
+
+    number: int  # 1-based line number in the file
+    offset: int  # byte offset of the line's first byte in the file
+    text: str
 
 
 class Warehouse(Protocol):
@@ -66,7 +74,21 @@ class Warehouse(Protocol):
         ...
 
     def load_json_files(self, files: Sequence[JsonFile], batch_id: str, loaded_at: datetime) -> dict[str, int]:
-        """Append the records of `files` whole to bronze.raw_transaction_records; rows per path."""
+        """Append the records of `files` whole to bronze.raw_transaction_records; rows per path.
+
+        Each path is read literally (never as a glob pattern). Raises one of `errors` when any file
+        does not parse; the caller then finds which, file by file.
+        """
+        ...
+
+    def load_json_lines(
+        self, file: JsonFile, lines: Iterable[JsonLine], batch_id: str, loaded_at: datetime
+    ) -> tuple[int, list[JsonLine]]:
+        """Append one JSON Lines file's records line by line (the salvage path); rows, and the lines refused.
+
+        `lines` are the lines that already parsed in Python; a line this warehouse's own JSON parser
+        refuses anyway is returned, not loaded, so one line never fails the file.
+        """
         ...
 
     def json_file_error(self, path: Path, fmt: str) -> str | None:

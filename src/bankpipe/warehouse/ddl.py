@@ -64,17 +64,35 @@ from bronze.raw_transaction_records""",
     mtime_ns     bigint,
     rows         bigint not null,
     version      integer not null,
-    status       varchar not null,  -- loaded | duplicate (same bytes already loaded, maybe under another name)
+    status       varchar not null,  -- loaded | duplicate (same bytes already loaded) | partial (truncated, not loaded)
     duplicate_of varchar,
     batch_id     varchar not null,
     ingested_at  timestamptz not null
+)""",
+    # Added by issue 13; ALTER for warehouses made before. `rejected_lines`: JSON Lines lines kept in
+    # ops.rejected_lines instead of bronze; `detail`: why a file is `partial` (where it broke).
+    "alter table ops.ingested_files add column if not exists rejected_lines bigint",
+    "alter table ops.ingested_files add column if not exists detail varchar",
+    # One row per line of a JSON Lines file that could not be loaded (the file's other lines were):
+    # where it is, the parser's message, and the line as received (first 4 KiB; the file itself
+    # stays in the landing folder).
+    """create table if not exists ops.rejected_lines (
+    file_name    varchar not null,
+    sha256       varchar not null,
+    line_number  bigint not null,
+    byte_offset  bigint not null,
+    reason       varchar not null,
+    raw_line     varchar,
+    line_bytes   bigint not null,
+    batch_id     varchar not null,
+    rejected_at  timestamptz not null
 )""",
     """create table if not exists ops.rejected_files (
     file_name        varchar not null,
     sha256           varchar not null,
     size_bytes       bigint not null,
     reason           varchar not null,
-    quarantine_path  varchar,
+    quarantine_path  varchar,  -- null: left where it was (unreadable, vanished, symlink, FIFO, ...)
     batch_id         varchar not null,
     rejected_at      timestamptz not null
 )""",

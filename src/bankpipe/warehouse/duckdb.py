@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import shutil
+import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -14,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from bankpipe.errors import BankpipeError
-from bankpipe.warehouse.base import SCHEMAS, JsonFile
+from bankpipe.errors import BankpipeError, WarehouseBusyError
+from bankpipe.warehouse.base import SCHEMAS, JsonFile, JsonLine, iter_batches
 from bankpipe.warehouse.ddl import DDL
 
 if TYPE_CHECKING:
@@ -103,7 +105,7 @@ def _open(path: Path, read_only: bool, wait_s: float = LOCK_WAIT_S) -> duckdb.Du
             waited = time.monotonic() - started
             holder = _holder(first)
             if waited >= wait_s:
-                raise BankpipeError(
+                raise WarehouseBusyError(
                     f"warehouse {path} is locked by another process, {holder}; gave up after {wait_s:g} s"
                     " (BANKPIPE_WAREHOUSE_LOCK_WAIT_S) — let it finish, or stop it, and run again"
                 ) from exc
@@ -114,6 +116,29 @@ def _open(path: Path, read_only: bool, wait_s: float = LOCK_WAIT_S) -> duckdb.Du
                 )
             time.sleep(min(delay, max(wait_s - waited, 0.0)))
             delay = min(delay * 2, 1.0)
+
+
+# Lines per insert on the JSON Lines salvage path: bounds memory whatever the file's size.
+_SALVAGE_BATCH = 50_000
+
+
+@contextmanager
+def _staged(files: Sequence[JsonFile]) -> Iterator[dict[str, JsonFile]]:
+    """Each file under a generated, glob-free name (a symlink in a private temp dir): staged path → file.
+
+    DuckDB's readers take a path as a glob pattern; a landed `x*.json` would also read `x1.json`, and
+    `[x].json` would read `x.json`. The landing folder's names are never handed to DuckDB.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="bankpipe-stage-"))
+    staged: dict[str, JsonFile] = {}
+    try:
+        for i, f in enumerate(files):
+            link = folder / f"{i:06d}.json"
+            os.symlink(Path(f.path).absolute(), link)
+            staged[str(link)] = f
+        yield staged
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 class DuckDBWarehouse:
@@ -188,8 +213,9 @@ class DuckDBWarehouse:
         return int(self.con.execute(f"select count(*) from {name}").fetchone()[0])
 
     @staticmethod
-    def _select_records(files: Sequence[JsonFile], fmt: str) -> str:
-        paths = ", ".join("'" + str(f.path).replace("'", "''") + "'" for f in files)
+    def _select_records(staged: Sequence[str], fmt: str) -> str:
+        """The records of already staged (glob-free) paths, with the staged path as `_path`."""
+        paths = ", ".join("'" + p.replace("'", "''") + "'" for p in staged)
         # read_json_objects keeps every record whole, unknown fields included; the seed's fields are
         # extracted by the bronze.raw_transactions view (and once, incrementally, by silver). json()
         # drops the pretty-printing whitespace (values and key order stay as they came): the seed's
@@ -201,39 +227,75 @@ class DuckDBWarehouse:
 
     def load_json_files(self, files: Sequence[JsonFile], batch_id: str, loaded_at: datetime) -> dict[str, int]:
         self.con.execute("create or replace temp table _landed (_path varchar, _name varchar, _sha varchar)")
-        for f in files:
-            self.con.execute("insert into _landed values (?, ?, ?)", [str(f.path), f.name, f.sha256])
-        for fmt in ("array", "newline_delimited"):
-            group = [f for f in files if f.fmt == fmt]
-            if not group:
-                continue
-            self.con.execute(
-                f"""insert into bronze.raw_transaction_records (_batch_id, _loaded_at, _source, _file_sha256, _record)
-                select ?, ?, l._name, l._sha, r._record
-                from ({self._select_records(group, fmt)}) r join _landed l on r._path = l._path""",
-                [batch_id, loaded_at],
+        try:
+            with _staged(files) as staged:
+                for path, f in staged.items():
+                    self.con.execute("insert into _landed values (?, ?, ?)", [path, f.name, f.sha256])
+                for fmt in ("array", "newline_delimited"):
+                    group = [path for path, f in staged.items() if f.fmt == fmt]
+                    if not group:
+                        continue
+                    self.con.execute(
+                        f"""insert into bronze.raw_transaction_records
+                            (_batch_id, _loaded_at, _source, _file_sha256, _record)
+                        select ?, ?, l._name, l._sha, r._record
+                        from ({self._select_records(group, fmt)}) r join _landed l on r._path = l._path""",
+                        [batch_id, loaded_at],
+                    )
+            # _loaded_at is unique per chunk and grows with time, so DuckDB's zone maps skip every older
+            # row group: this count costs the chunk's rows, not bronze's.
+            by_sha = dict(
+                self.con.execute(
+                    "select _file_sha256, count(*) from bronze.raw_transaction_records"
+                    " where _loaded_at = ? and _batch_id = ? group by 1",
+                    [loaded_at, batch_id],
+                ).fetchall()
             )
-        # _loaded_at is unique per chunk and grows with time, so DuckDB's zone maps skip every older
-        # row group: this count costs the chunk's rows, not bronze's.
-        by_sha = dict(
-            self.con.execute(
-                "select _file_sha256, count(*) from bronze.raw_transaction_records"
-                " where _loaded_at = ? and _batch_id = ? group by 1",
-                [loaded_at, batch_id],
-            ).fetchall()
-        )
-        self.con.execute("drop table _landed")
+        finally:
+            self.con.execute("drop table if exists _landed")
         return {str(f.path): by_sha.get(f.sha256, 0) for f in files}
+
+    def load_json_lines(
+        self, file: JsonFile, lines: Iterable[JsonLine], batch_id: str, loaded_at: datetime
+    ) -> tuple[int, list[JsonLine]]:
+        import pyarrow as pa
+
+        rows = 0
+        refused: list[JsonLine] = []
+        for batch in iter_batches(iter(lines), _SALVAGE_BATCH):
+            data = pa.table(
+                {
+                    "n": pa.array([ln.number for ln in batch], pa.int64()),
+                    "o": pa.array([ln.offset for ln in batch], pa.int64()),
+                    "t": pa.array([ln.text for ln in batch], pa.string()),
+                }
+            )
+            self.con.register("_bankpipe_lines", data)
+            try:
+                # DuckDB's parser has the last word, as on the fast path: a line Python took but DuckDB
+                # refuses (rare) is handed back as refused instead of failing the whole insert.
+                self.con.execute(
+                    """insert into bronze.raw_transaction_records
+                        (_batch_id, _loaded_at, _source, _file_sha256, _record)
+                    select ?, ?, ?, ?, json(t) from _bankpipe_lines where json_valid(t) order by n""",
+                    [batch_id, loaded_at, file.name, file.sha256],
+                )
+                bad = self.con.execute("select n, o, t from _bankpipe_lines where not json_valid(t)").fetchall()
+            finally:
+                self.con.unregister("_bankpipe_lines")
+            refused.extend(JsonLine(int(n), int(o), str(t)) for n, o, t in bad)
+            rows += len(batch) - len(bad)
+        return rows, refused
 
     def json_file_error(self, path: Path, fmt: str) -> str | None:
         if fmt == "":
             return "not a JSON array or JSON Lines (first character is neither '[' nor '{')"
-        try:
-            self.con.execute(
-                f"select count(*) from ({self._select_records([JsonFile(path, path.name, '', fmt)], fmt)})"
-            ).fetchone()
-        except duckdb.Error as exc:
-            return str(exc).splitlines()[0]
+        with _staged([JsonFile(path, path.name, "", fmt)]) as staged:
+            try:
+                self.con.execute(f"select count(*) from ({self._select_records(list(staged), fmt)})").fetchone()
+            except duckdb.Error as exc:
+                # DuckDB names the staged link; the reader knows the file by its own name.
+                return str(exc).splitlines()[0].replace(next(iter(staged)), path.name)
         return None
 
     def ensure_schemas(self) -> None:

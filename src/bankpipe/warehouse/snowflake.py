@@ -18,7 +18,7 @@ import json
 import logging
 import tempfile
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import SecretStr
 
 from bankpipe.errors import BankpipeError
-from bankpipe.warehouse.base import SCHEMAS, JsonFile
+from bankpipe.warehouse.base import SCHEMAS, JsonFile, JsonLine
 from bankpipe.warehouse.ddl import DDL, STREAM_EXTENSIONS, STREAM_FIELDS
 
 if TYPE_CHECKING:
@@ -189,23 +189,28 @@ def _bind(params: Sequence[Any] | None) -> Sequence[Any] | None:
 def _ndjson(path: Path, fmt: str, out: Path) -> int:
     """Rewrite a landed file as compact JSON Lines (records whole, key order kept); return records.
 
-    Raises ValueError naming what is wrong when the file is not valid JSON of the sniffed format.
+    Raises ValueError naming what is wrong when the file is not valid JSON of the sniffed format
+    (nesting too deep for Python's parser included).
     """
-    text = path.read_bytes().decode("utf-8-sig")
-    if fmt == "array":
-        records = json.loads(text)
-        if not isinstance(records, list):
-            raise ValueError("not a JSON array")
-    elif fmt == "newline_delimited":
-        records = []
-        for n, line in enumerate(text.splitlines(), 1):
-            if line.strip():
-                try:
-                    records.append(json.loads(line))
-                except ValueError as exc:
-                    raise ValueError(f"line {n}: {exc}") from None
-    else:
-        raise ValueError("not a JSON array or JSON Lines (first character is neither '[' nor '{')")
+    try:
+        if fmt == "array":
+            records = json.loads(path.read_bytes().decode("utf-8-sig"))
+            if not isinstance(records, list):
+                raise ValueError("not a JSON array")
+        elif fmt == "newline_delimited":
+            records = []
+            # Split on b"\n" only: str.splitlines() would also split at a raw U+2028 inside a string.
+            for n, raw in enumerate(path.read_bytes().split(b"\n"), 1):
+                line = raw[3:] if n == 1 and raw.startswith(b"\xef\xbb\xbf") else raw
+                if line.strip():
+                    try:
+                        records.append(json.loads(line.decode("utf-8")))
+                    except ValueError as exc:
+                        raise ValueError(f"line {n}: {exc}") from None
+        else:
+            raise ValueError("not a JSON array or JSON Lines (first character is neither '[' nor '{')")
+    except RecursionError:
+        raise ValueError("nested too deeply for the JSON parser") from None
     with out.open("w", encoding="utf-8") as fh:
         for record in records:
             fh.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
@@ -426,18 +431,49 @@ class SnowflakeWarehouse:
         self._ensure_session()
         rows: dict[str, int] = {}
         with tempfile.TemporaryDirectory(prefix="bankpipe-json-") as tmp:
-            for f in files:
-                spool = Path(tmp) / (f.name + ".jsonl")
+            for i, f in enumerate(files):
+                # A generated name: PUT reads its path as a pattern (`*`, `?`) and inside quotes.
+                spool = Path(tmp) / f"{i:06d}.jsonl"
                 _ndjson(f.path, f.fmt, spool)
-                folder = self._put(spool, f"stream/{batch_id}")
-                self.execute(f"delete from {_JSON_LANDING}")
-                self.execute(f"copy into {_JSON_LANDING} from @{folder} file_format = (type = json) purge = true")
-                inserted = self.fetchone(
-                    "insert into bronze.raw_transaction_records (_batch_id, _loaded_at, _source, _file_sha256, _record)"
-                    f" select ?, ?, ?, ?, v from {_JSON_LANDING}",
-                    [batch_id, loaded_at, f.name, f.sha256],
-                )
-                rows[str(f.path)] = int(inserted[0]) if inserted else 0
-                spool.unlink()
+                rows[str(f.path)] = self._copy_spool(spool, f, batch_id, loaded_at)
         self.execute(f"delete from {_JSON_LANDING}")
         return rows
+
+    def _copy_spool(self, spool: Path, f: JsonFile, batch_id: str, loaded_at: datetime) -> int:
+        """PUT one JSON Lines spool, COPY it into the landing table, append it to bronze; return rows."""
+        folder = self._put(spool, f"stream/{batch_id}")
+        self.execute(f"delete from {_JSON_LANDING}")
+        self.execute(f"copy into {_JSON_LANDING} from @{folder} file_format = (type = json) purge = true")
+        inserted = self.fetchone(
+            "insert into bronze.raw_transaction_records (_batch_id, _loaded_at, _source, _file_sha256, _record)"
+            f" select ?, ?, ?, ?, v from {_JSON_LANDING}",
+            [batch_id, loaded_at, f.name, f.sha256],
+        )
+        spool.unlink()
+        return int(inserted[0]) if inserted else 0
+
+    def load_json_lines(
+        self, file: JsonFile, lines: Iterable[JsonLine], batch_id: str, loaded_at: datetime
+    ) -> tuple[int, list[JsonLine]]:
+        """The salvage path: the lines that parsed (in Python) through one spool, PUT and COPY.
+
+        Nothing is refused here: Snowflake's COPY either takes every line Python parsed or fails the
+        file, which the stream ingest then quarantines (fail safe: no line is loaded twice or lost).
+        """
+        self._ensure_session()
+        with tempfile.TemporaryDirectory(prefix="bankpipe-json-") as tmp:
+            spool = Path(tmp) / "000000.jsonl"
+            n = 0
+            with spool.open("w", encoding="utf-8") as fh:
+                for line in lines:
+                    try:
+                        record = json.loads(line.text)
+                    except RecursionError:
+                        raise ValueError(f"line {line.number}: nested too deeply for the JSON parser") from None
+                    # Re-serialised compactly, as the fast path does, so both give the same VARIANT.
+                    fh.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
+                    fh.write("\n")
+                    n += 1
+            rows = self._copy_spool(spool, file, batch_id, loaded_at) if n else 0
+        self.execute(f"delete from {_JSON_LANDING}")
+        return rows, []

@@ -74,6 +74,25 @@ def render() -> None:
     else:
         st.dataframe(rejected_files, hide_index=True, width="stretch")
 
+    st.subheader("Stream files not loaded whole")
+    partial = data.get("partial_files")
+    if partial is None or partial.empty:
+        st.success("No partial file: every stream file read was complete.")
+    else:
+        st.warning(
+            f"{len(partial)} partial file(s): cut short, not loaded; each loads when its complete version lands."
+        )
+        st.dataframe(partial, hide_index=True, width="stretch")
+    lines = data.get("rejected_lines")
+    if lines is None or lines.empty:
+        st.success("No JSON Lines line was rejected.")
+    else:
+        total = status.get("rejected_lines", len(lines))
+        st.warning(
+            f"{total:,} JSON Lines line(s) rejected (their files' other lines loaded); the latest {len(lines)} below."
+        )
+        st.dataframe(lines, hide_index=True, width="stretch")
+
     st.subheader("Rejected records")
     by_rule = data.get("rejects_by_rule")
     if by_rule is None:

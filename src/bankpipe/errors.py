@@ -11,3 +11,7 @@ class SourceError(BankpipeError):
 
 class InputFileError(BankpipeError):
     """An input file is missing or malformed; the message names the file and what is wrong."""
+
+
+class WarehouseBusyError(BankpipeError):
+    """Another process held the warehouse's lock for longer than the caller was willing to wait."""

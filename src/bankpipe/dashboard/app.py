@@ -8,6 +8,7 @@ from __future__ import annotations
 import streamlit as st
 
 from bankpipe.dashboard import queries, ui
+from bankpipe.errors import WarehouseBusyError
 from bankpipe.settings import get_settings
 
 PAGES = [
@@ -27,11 +28,18 @@ def main() -> None:
     st.set_page_config(page_title="bankpipe", page_icon="🏦", layout="wide")
     pages = [st.Page(path, title=title, icon=icon, default=i == 0) for i, (path, title, icon) in enumerate(PAGES)]
     page = st.navigation(pages)
+    queries.begin_run()
+    notice = st.empty()  # above the page: filled after it, if the warehouse was busy while it ran
     ui.sidebar()
     try:
         with ui.shell():
             page.run()
+    except WarehouseBusyError:
+        # A pipeline step holds the DuckDB file and this page has no earlier results to show: a
+        # notice, never an error (the viewer did nothing wrong, and the step will finish).
+        ui.busy_page()
     finally:
+        ui.busy_notice(notice)
         # After the page, not before: the import would compete with the page for the interpreter.
         queries.warm_registry(get_settings().mlflow_tracking_uri)
 

@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from bankpipe.dashboard import filters, queries
+from bankpipe.errors import WarehouseBusyError
 from bankpipe.settings import Settings, get_settings
 
 EMPTY = "No data yet — run `bankpipe run`"
@@ -68,7 +69,12 @@ def sidebar() -> None:
     """Draw the global filters; their values live in session state under fixed keys, which pages read."""
     settings = get_settings()
     src = queries.source(settings)
-    opts = queries.options(settings, src)
+    try:
+        opts = queries.options(settings, src)
+    except WarehouseBusyError:
+        st.sidebar.title("bankpipe")
+        st.sidebar.caption("Filters appear when the pipeline has finished writing the warehouse.")
+        return
     st.sidebar.title("bankpipe")
     if opts is None:
         st.sidebar.caption("Filters appear once the warehouse has gold data.")
@@ -101,6 +107,29 @@ def context() -> tuple[Settings, queries.Source, filters.Filters]:
         sidebar()
     settings = get_settings()
     return settings, queries.source(settings), filters.from_state(st.session_state)
+
+
+BUSY = "The warehouse is busy: a pipeline step is writing it right now."
+
+
+def busy_notice(where: Any) -> None:
+    """Say, in `where` (a placeholder above the page), that the page shows older results, if it does."""
+    state = queries.busy()
+    if not state.seen:
+        return
+    if state.as_of is not None:
+        where.warning(
+            f"{BUSY} Showing the data as of {state.as_of:%H:%M %Z}; reload in a moment for the newest.",
+            icon=":material/hourglass_top:",
+        )
+
+
+def busy_page() -> None:
+    """What a page shows instead of its content when the warehouse is busy and it has nothing older to show."""
+    st.info(
+        f"{BUSY} This page shows its data as soon as the step is done — reload in a moment.",
+        icon=":material/hourglass_top:",
+    )
 
 
 def header(title: str, flt: filters.Filters, note: str | None = None) -> None:

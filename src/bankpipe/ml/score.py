@@ -381,16 +381,14 @@ def score_files(settings: Settings, result: StreamResult) -> ScoreSummary:
 def realtime_hook(settings: Settings) -> Callable[[StreamResult], None]:
     """An `on_loaded` callback for `stream.follow` that loads the champions now, not on the first file.
 
-    A scoring failure is logged and the follower goes on: ingestion must not stop because a model
-    is missing, and `bankpipe ml score` catches up every transaction left unscored.
+    A scoring failure is raised to the follower, which logs it, counts it in ops.run_log and retries
+    the batch on a later tick; ingestion goes on meanwhile, and `bankpipe ml score` catches up
+    every transaction left unscored.
     """
     key = f"{settings.mlflow_tracking_uri}|{settings.warehouse_file}"
     _SCORERS[key] = Scorer(settings)
 
     def hook(result: StreamResult) -> None:
-        try:
-            score_files(settings, result)
-        except BankpipeError as exc:
-            log.error("real-time scoring of %s failed: %s", result.batch_id, exc)
+        score_files(settings, result)
 
     return hook

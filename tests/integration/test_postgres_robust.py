@@ -214,6 +214,29 @@ def test_server_down_for_good_ends_in_one_line_after_retries(server, outage):
     assert status == "failed" and "after 3 attempts" in error and PASSWORD not in error
 
 
+@pytest.mark.embedded
+def test_a_caught_up_incremental_reads_only_what_open_writers_commit_later(server, outage):
+    """On a server of its own (the horizon is cluster-wide): nothing re-read but the late row."""
+    with connect(outage) as conn:
+        fill(conn, 10)
+    postgres.run(outage, "incremental")
+    assert sum(t.extracted for t in postgres.run(outage, "incremental").tables) == 0
+    with connect(outage) as writer:
+        writer.execute("select now()")  # begun, nothing written: no transaction id yet
+        assert sum(t.extracted for t in postgres.run(outage, "incremental").tables) == 0
+        writer.execute("update account set saldo = 5 where id = 'ACC-00000003'")
+        writer.commit()
+    late = {t.table: (t.extracted, t.appended) for t in postgres.run(outage, "incremental").tables}
+    assert late == {
+        "location": (0, 0),
+        "bank_info": (0, 0),
+        "customer": (0, 0),
+        "account": (1, 1),
+        "fraud_case": (0, 0),
+    }
+    assert sum(t.extracted for t in postgres.run(outage, "incremental").tables) == 0
+
+
 def test_a_refused_login_is_not_retried(settings, monkeypatch, pg_url):
     """A role that does not exist will not appear by waiting: one attempt, one line."""
     params = conninfo_to_dict(pg_url) | {"user": "no_such_role_x", "password": PASSWORD}

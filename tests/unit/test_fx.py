@@ -327,3 +327,12 @@ def test_wanted_quotes_adds_transaction_currencies(tmp_path: Path) -> None:
     assert {"THB", "VND", "IDR"} <= set(quotes)
     assert "USD" not in quotes and "US$" not in quotes and "" not in quotes
     assert set(fx.DEFAULT_QUOTES) <= set(quotes)
+
+
+@pytest.mark.parametrize("bad", [Decimal(0), Decimal("-1"), Decimal("NaN"), Decimal("Infinity")])
+def test_no_client_can_hand_bronze_an_unusable_rate(bad: Decimal) -> None:
+    """The last gate before the insert, whatever client (a broken snapshot too) produced the rates."""
+    good = Rate(D("2024-01-02"), "USD", "IDR", Decimal("15500"))
+    batch = fx.RateBatch("ecb_snapshot", "snapshot.zip", fx.ops.now(), (good, Rate(D("2024-01-03"), "USD", "IDR", bad)))
+    with pytest.raises(BankpipeError, match=r"snapshot.zip: unusable rate .* for IDR on 2024-01-03"):
+        fx._unique([batch], "b1", fx.ops.now())

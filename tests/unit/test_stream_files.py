@@ -6,7 +6,17 @@ import os
 
 import pytest
 
-from bankpipe.ingest.stream import discover, sha256_file, sniff_format
+from bankpipe.ingest.stream import (
+    LandedFile,
+    Settler,
+    discover,
+    iter_lines,
+    line_error,
+    scan_array,
+    sha256_file,
+    sniff_format,
+    survey,
+)
 
 
 @pytest.mark.parametrize(
@@ -42,3 +52,80 @@ def test_sha256_matches_hashlib(tmp_path):
     data = os.urandom(3 << 20)
     (tmp_path / "x").write_bytes(data)
     assert sha256_file(tmp_path / "x") == hashlib.sha256(data).hexdigest()
+
+
+# --- where a file breaks, line by line, and when it is complete (issue 13) -------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "kind", "expected"),
+    [
+        (b'[{"a": 1}, {"a": 2}, {"a"', "partial", "ends at byte 25 inside the array"),
+        (b'[{"a": 1}, {"a": 2},', "partial", "(2 complete object(s) end by byte 19)"),
+        (b'\xef\xbb\xbf[{"a": "]}\\" ["}, {"b": "[[', "partial", "(1 complete object(s) end by byte 19)"),
+        (b'[{"a": 1}]  garbage', "malformed", "unexpected data after the JSON array at byte 12"),
+        (b'[{"a": 1}]]', "malformed", "unexpected data after the JSON array at byte 10"),
+    ],
+)
+def test_scan_array_says_where_an_array_breaks(tmp_path, content, kind, expected):
+    path = tmp_path / "a.json"
+    path.write_bytes(content)
+    got_kind, detail = scan_array(path)
+    assert (got_kind, expected in detail) == (kind, True), detail
+
+
+@pytest.mark.parametrize(
+    ("raw", "first", "text", "reason"),
+    [
+        (b'{"id": 1}', False, '{"id": 1}', None),
+        (b'\xef\xbb\xbf{"id": 1}\r', True, '{"id": 1}', None),
+        (b"   ", False, None, None),
+        (b'{"id": "caf\xe9"}', False, None, "not UTF-8: byte 0xe9 at column 12"),
+        (b'{"id": 1,', False, None, "unexpected end of data at column 10"),
+        (b"[" * 2000 + b"]" * 2000, False, None, "nested deeper than 1024 levels at column 1026"),
+        (b'{"s": "a\xe2\x80\xa8b"}', False, '{"s": "a\u2028b"}', None),
+    ],
+)
+def test_line_error(raw, first, text, reason):
+    assert line_error(raw, first) == (text, reason)
+
+
+def test_iter_lines_splits_on_newline_only_and_counts_bytes(tmp_path, monkeypatch):
+    path = tmp_path / "l.jsonl"
+    path.write_bytes(b'{"s": "a\xe2\x80\xa8b"}\n' + b"x" * 50 + b'\n{"last": 1}')
+    monkeypatch.setattr("bankpipe.ingest.stream.MAX_LINE_BYTES", 40)
+    got = list(iter_lines(path))
+    assert [(n, off, nl) for n, off, _, nl in got] == [(1, 0, True), (2, 15, True), (3, 66, False)]
+    assert got[0][2] == b'{"s": "a\xe2\x80\xa8b"}'
+    assert line_error(got[1][2], False) == (None, "line longer than 0 MiB")  # read on past it, never held
+    assert got[2][2] == b'{"last": 1}'
+
+
+def test_settler_is_one_rule_for_old_young_and_future_files(tmp_path):
+    import time
+
+    settler = Settler(0.3)
+    now = time.time_ns()
+    old = LandedFile(tmp_path / "old.json", 1, now - 10**9, ino=1)
+    young = LandedFile(tmp_path / "young.json", 1, now, ino=2)
+    future = LandedFile(tmp_path / "future.json", 1, now + 3600 * 10**9, ino=3)  # a producer's clock ahead
+    assert settler.split([old, young, future]) == ([old], [young, future])
+    time.sleep(0.35)
+    assert settler.split([young, future]) == ([young, future], [])  # unchanged while watched
+    grown = LandedFile(tmp_path / "future.json", 2, now + 3600 * 10**9, ino=3)
+    assert settler.split([grown]) == ([], [grown])  # changed: the watch starts again
+
+
+def test_survey_refuses_what_is_not_a_regular_file(tmp_path):
+    (tmp_path / "ok.json").write_text("[]")
+    (tmp_path / "link.json").symlink_to(tmp_path / "ok.json")
+    os.mkfifo(tmp_path / "pipe.jsonl")
+    (tmp_path / "dir.ndjson").mkdir()
+    (tmp_path / ".hidden.json").symlink_to(tmp_path / "ok.json")  # hidden names are ignored, not refused
+    found = survey(tmp_path)
+    assert [f.path.name for f in found.files] == ["ok.json"]
+    assert [(p.name, reason.split(":")[0]) for p, _, reason in found.refused] == [
+        ("dir.ndjson", "directory"),
+        ("link.json", "symbolic link"),
+        ("pipe.jsonl", "named pipe (FIFO)"),
+    ]

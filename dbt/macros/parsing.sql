@@ -51,3 +51,17 @@
 {% macro clean_text(expr) -%}
     nullif(trim({{ expr }}), '')
 {%- endmacro %}
+
+{#- Whether text matches a regular expression as a whole (RE2 / POSIX syntax both read). -#}
+{% macro regexp_full_match(expr, pattern) -%}
+    {{ return(adapter.dispatch('regexp_full_match', 'bankpipe')(expr, pattern)) }}
+{%- endmacro %}
+
+{% macro default__regexp_full_match(expr, pattern) -%}
+    regexp_full_match({{ expr }}, '{{ pattern }}')
+{%- endmacro %}
+
+{% macro snowflake__regexp_full_match(expr, pattern) -%}
+    {#- Snowflake's REGEXP_LIKE matches the whole string -#}
+    regexp_like({{ expr }}, '{{ pattern }}')
+{%- endmacro %}

@@ -30,6 +30,17 @@
     end
 {%- endmacro %}
 
+{#- An enumerated master-data value: its canonical spelling when known, else the value as sent
+    (trimmed: a value the bank introduced after this project is kept, not rejected), else 'Unknown'. -#}
+{% macro enum_value(expr, values) -%}
+    coalesce({{ bankpipe.canonical_value(expr, values) }}, {{ bankpipe.clean_text(expr) }}, 'Unknown')
+{%- endmacro %}
+
+{#- Whether an enumerated value is none of the known ones (missing included): the row is kept, flagged. -#}
+{% macro is_unknown_value(expr, values) -%}
+    ({{ bankpipe.canonical_value(expr, values) }} is null)
+{%- endmacro %}
+
 {#- A bronze column name, quoted: `date` and `timestamp` are type names. Snowflake stores unquoted
     identifiers upper-case, so its quoted form must be upper-case too. -#}
 {% macro bronze_column(name) -%}

@@ -24,9 +24,72 @@
     number(24, 10)
 {%- endmacro %}
 
-{#- A text amount from the source as money, or null when it does not parse. -#}
+{#- The widest exact type an amount is read into before any rule is checked: 20 integer digits (an
+    absurd 10^18 is still a number, so it can be rejected as implausible rather than as unreadable)
+    and 18 decimals (so that a third decimal is seen, not rounded away). -#}
+{% macro type_wide_amount() -%}
+    {{ return(adapter.dispatch('type_wide_amount', 'bankpipe')()) }}
+{%- endmacro %}
+
+{% macro default__type_wide_amount() -%}
+    decimal(38, 18)
+{%- endmacro %}
+
+{% macro snowflake__type_wide_amount() -%}
+    number(38, 18)
+{%- endmacro %}
+
+{#- Whether amount text is ambiguous: one '.' or ',' after one to three digits (not a lone 0) and
+    followed by exactly three ("1.500", "1,802") is a thousands separator in one convention and a
+    decimal point in the other. ("0.505" is not: no one groups a leading zero.) -#}
+{% macro is_ambiguous_amount(expr) -%}
+    coalesce({{ bankpipe.regexp_full_match('trim(' ~ expr ~ ')', '[+-]?[1-9][0-9]{0,2}[.,][0-9]{3}') }}, false)
+{%- endmacro %}
+
+{#- Amount text in the plain form a cast reads, or null when it is not a number read unambiguously.
+    Accepted: plain ("1802381.84", a JSON number, exponent form "1.5e3"); Indonesian grouping
+    ("1.802.381,84", "1.802.381") and decimal comma ("12,5"); English grouping ("1,802,381.84").
+    Refused (null): anything else — currency symbols, spaces inside, '_', NaN, Infinity, and the
+    ambiguous forms of is_ambiguous_amount. -#}
+{% macro amount_text(expr) -%}
+    {%- set s = 'trim(' ~ expr ~ ')' -%}
+    case
+        when {{ bankpipe.is_ambiguous_amount(expr) }} then null
+        when {{ bankpipe.regexp_full_match(s, '[+-]?[0-9]+([.][0-9]+)?([eE][+-]?[0-9]+)?') }} then {{ s }}
+        when {{ bankpipe.regexp_full_match(s, '[+-]?[1-9][0-9]{0,2}([.][0-9]{3})+(,[0-9]+)?') }}
+            then replace(replace({{ s }}, '.', ''), ',', '.')
+        when {{ bankpipe.regexp_full_match(s, '[+-]?[0-9]+,[0-9]+') }} then replace({{ s }}, ',', '.')
+        when {{ bankpipe.regexp_full_match(s, '[+-]?[1-9][0-9]{0,2}(,[0-9]{3})+([.][0-9]+)?') }} then replace({{ s }}, ',', '')
+    end
+{%- endmacro %}
+
+{#- A text amount from the source as an exact wide number (type_wide_amount), or null when it is
+    not a number (amount_text) or beyond 10^20. Never rounded: the rules decide about decimals. -#}
+{% macro to_wide_amount(expr) -%}
+    {{ bankpipe.try_cast(bankpipe.amount_text(expr), bankpipe.type_wide_amount()) }}
+{%- endmacro %}
+
+{#- Whether an exact amount has a non-zero digit below `minor_units` decimals (0 to 4, ISO 4217's
+    range; round()'s precision must be a constant, hence one branch per value). -#}
+{% macro has_more_decimals(amount, minor_units) -%}
+    case {{ minor_units }}
+        {%- for units in range(5) %}
+        when {{ units }} then {{ amount }} <> round({{ amount }}, {{ units }})
+        {%- endfor %}
+    end
+{%- endmacro %}
+
+{#- A numeric expression as money (rounded to cents), or null when it does not fit DECIMAL(18,2):
+    a cast that cannot fail, for amounts and for computed money alike. -#}
+{% macro money_or_null(expr) -%}
+    case when abs({{ expr }}) < 1e16 then cast(round({{ expr }}, 2) as {{ bankpipe.type_money() }}) end
+{%- endmacro %}
+
+{#- A text amount from the source as money, or null when it is not a number or does not fit. The
+    one definition of a record's amount: base_transactions and the reconciliation's bronze side
+    (audit_bronze_transaction_records) must read every record the same way. -#}
 {% macro to_money(expr) -%}
-    {{ bankpipe.try_cast('trim(' ~ expr ~ ')', bankpipe.type_money()) }}
+    {{ bankpipe.money_or_null(bankpipe.to_wide_amount(expr)) }}
 {%- endmacro %}
 
 {#- Cast text, null when it does not convert. dbt.safe_cast would do, but its default (used by
@@ -47,10 +110,12 @@
     try_cast({{ expr }} as {{ type }})
 {%- endmacro %}
 
-{#- Convert a money amount with a rate (units of `to` per unit of `from`), rounded to cents.
-    DuckDB divides decimals in double precision (15+ significant digits, ample below 10^13);
+{#- Convert a money amount with a rate (units of `to` per unit of `from`), rounded to cents; null
+    when the result would not fit DECIMAL(18,2) or the amount not DECIMAL(24,10) — silver bounds
+    amounts (seed ref_amount_limits) and rates (ref_rate_limits), so this is a last guard, never an
+    error. DuckDB divides decimals in double precision (15+ significant digits, ample below 10^13);
     the result is cast back to money so nothing downstream sees a float. -#}
 {% macro convert_money(amount, numerator_rate, denominator_rate) -%}
-    cast(round(cast({{ amount }} as {{ bankpipe.type_rate() }}) * {{ numerator_rate }} / {{ denominator_rate }}, 2)
-         as {{ bankpipe.type_money() }})
+    {%- set exact = 'cast(' ~ amount ~ ' as ' ~ bankpipe.type_rate() ~ ') * ' ~ numerator_rate ~ ' / ' ~ denominator_rate -%}
+    case when abs({{ amount }}) < 1e13 and {{ denominator_rate }} > 0 then {{ bankpipe.money_or_null(exact) }} end
 {%- endmacro %}

@@ -57,6 +57,7 @@ select
     segment,
 
     ---------- booleans
+    is_unknown_segment,
     next_change_at is null as is_current,
 
     ---------- timestamps

@@ -34,6 +34,7 @@ known as (
         accounts.balance_idr,
 
         ---------- booleans
+        accounts.is_unknown_account_type,
         customers.customer_id is not null as has_known_customer,
 
         ---------- timestamps
@@ -54,6 +55,7 @@ unknown as (
         '-1' as bank_key,
         'Unknown' as account_type,
         cast(null as {{ bankpipe.type_money() }}) as balance_idr,
+        false as is_unknown_account_type,
         false as has_known_customer,
         cast(null as {{ dbt.type_timestamp() }}) as created_at,
         cast(null as {{ dbt.type_timestamp() }}) as updated_at

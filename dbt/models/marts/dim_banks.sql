@@ -11,7 +11,10 @@ known as (
         bank_name,
         bank_short_name,
         head_office_city,
-        bank_type
+        bank_type,
+
+        ---------- booleans
+        is_unknown_bank_type
     from {{ ref('stg_banks') }}
 
 ),
@@ -24,7 +27,8 @@ unknown as (
         'Unknown bank' as bank_name,
         cast(null as {{ dbt.type_string() }}) as bank_short_name,
         cast(null as {{ dbt.type_string() }}) as head_office_city,
-        'Unknown' as bank_type
+        'Unknown' as bank_type,
+        false as is_unknown_bank_type
 
 )
 

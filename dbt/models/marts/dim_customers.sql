@@ -39,6 +39,7 @@ known as (
         versions.segment,
 
         ---------- booleans
+        versions.is_unknown_segment,
         versions.is_current,
 
         ---------- timestamps
@@ -63,6 +64,7 @@ unknown as (
         'Unknown customer' as full_name,
         cast(null as {{ dbt.type_string() }}) as email,
         'Unknown' as segment,
+        false as is_unknown_segment,
         true as is_current,
         cast(null as {{ dbt.type_timestamp() }}) as valid_from,
         cast(null as {{ dbt.type_timestamp() }}) as valid_to

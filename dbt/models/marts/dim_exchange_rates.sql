@@ -27,7 +27,8 @@ select
 
     ---------- numerics
     rates.rate as units_per_usd,
-    cast(1 as {{ bankpipe.type_rate() }}) / rates.rate as usd_per_unit,
+    -- silver lets only positive rates through; nullif keeps the division total all the same
+    cast(1 as {{ bankpipe.type_rate() }}) / nullif(rates.rate, 0) as usd_per_unit,
 
     ---------- dates
     rates.rate_date,

@@ -39,9 +39,10 @@ select
     net_amount_idr,
     sum(net_amount) over (partition by currency order by transaction_date rows between unbounded preceding and current row)
         as position_amount,
-    cast(round(
-        sum(net_amount) over (partition by currency order by transaction_date rows between unbounded preceding and current row)
-        / fx_rate, 2) as {{ bankpipe.type_money() }}) as position_usd,
+    -- null rather than an error when the position does not fit DECIMAL(18,2) (money_or_null)
+    {{ bankpipe.money_or_null(
+        'sum(net_amount) over (partition by currency order by transaction_date rows between unbounded preceding and current row)'
+        ~ ' / nullif(fx_rate, 0)') }} as position_usd,
     fx_rate,
 
     ---------- dates

@@ -95,7 +95,7 @@ select
     activity.account_count,
     activity.customer_count,
     activity.successful_amount_idr,
-    cast(activity.successful_amount_idr / nullif(activity.successful_count, 0) as {{ bankpipe.type_money() }})
+    {{ bankpipe.money_or_null('activity.successful_amount_idr / nullif(activity.successful_count, 0)') }}
         as avg_successful_amount_idr,
     activity.anomalous_count,
     cast(activity.anomalous_count as double) / activity.transaction_count as anomaly_rate,

@@ -17,6 +17,9 @@ select
     ---------- numerics
     balance_idr,
 
+    ---------- booleans
+    is_unknown_account_type,
+
     ---------- timestamps
     created_at,
     updated_at,

@@ -16,6 +16,9 @@ select
     head_office_city,
     bank_type,
 
+    ---------- booleans
+    is_unknown_bank_type,
+
     ---------- timestamps
     created_at,
     updated_at,

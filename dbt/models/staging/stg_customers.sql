@@ -20,6 +20,7 @@ select
     segment,
 
     ---------- booleans
+    is_unknown_segment,
     email is not null and email like '%_@_%._%' as has_valid_email,
 
     ---------- timestamps

@@ -1,5 +1,6 @@
 {#- Every version of every bank bronze holds, typed and checked (tombstones included). -#}
 {%- set fields = ['bank_id', 'nama_bank', 'singkatan', 'kantor_pusat', 'jenis_bank'] %}
+{%- set bank_types = ['BUMN', 'Swasta', 'Syariah'] %}
 
 with
 
@@ -19,12 +20,11 @@ renamed as (
         coalesce({{ bankpipe.clean_text('nama_bank') }}, 'Unknown') as bank_name,
         {{ bankpipe.clean_text('singkatan') }} as bank_short_name,
         {{ bankpipe.clean_text('kantor_pusat') }} as head_office_city,
-        case
-            when {{ bankpipe.clean_text('jenis_bank') }} is null then 'Unknown'
-            else {{ bankpipe.canonical_value('jenis_bank', ['BUMN', 'Swasta', 'Syariah']) }}
-        end as bank_type,
+        -- a bank type that is new (a BPD, a digital bank) or missing keeps the bank, flagged
+        {{ bankpipe.enum_value('jenis_bank', bank_types) }} as bank_type,
 
         ---------- booleans
+        {{ bankpipe.is_unknown_value('jenis_bank', bank_types) }} as is_unknown_bank_type,
         coalesce(_is_deleted, false) as is_deleted,
 
         ---------- timestamps
@@ -43,6 +43,5 @@ select
     case
         when bank_id is null then 'missing_bank_id'
         when is_deleted then null
-        when bank_type is null then 'unknown_bank_type'
     end as rejection_rule
 from renamed

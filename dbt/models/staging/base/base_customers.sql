@@ -1,5 +1,6 @@
 {#- Every version of every customer bronze holds, typed and checked (tombstones included). -#}
 {%- set fields = ['id', 'nama_depan', 'nama_belakang', 'email', 'segmen', 'location_id', 'bank_id'] %}
+{%- set segments = ['Gold', 'Silver', 'Platinum', 'Priority', 'Standard'] %}
 
 with
 
@@ -21,13 +22,12 @@ renamed as (
         {{ bankpipe.clean_text('nama_depan') }} as first_name,
         {{ bankpipe.clean_text('nama_belakang') }} as last_name,
         lower({{ bankpipe.clean_text('email') }}) as email,
-        -- missing segment: 'Unknown' (kept, reported as such); a misspelt one is rejected below
-        case
-            when {{ bankpipe.clean_text('segmen') }} is null then 'Unknown'
-            else {{ bankpipe.canonical_value('segmen', ['Gold', 'Silver', 'Platinum', 'Priority', 'Standard']) }}
-        end as segment,
+        -- a segment the bank introduced after this project (or none) keeps the customer, flagged
+        -- (is_unknown_segment) and listed in flagged_records
+        {{ bankpipe.enum_value('segmen', segments) }} as segment,
 
         ---------- booleans
+        {{ bankpipe.is_unknown_value('segmen', segments) }} as is_unknown_segment,
         coalesce(_is_deleted, false) as is_deleted,
 
         ---------- timestamps
@@ -46,6 +46,5 @@ select
     case
         when customer_id is null then 'missing_customer_id'
         when is_deleted then null  -- a tombstone carries only its key
-        when segment is null then 'unknown_segment'
     end as rejection_rule
 from renamed

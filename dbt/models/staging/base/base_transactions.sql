@@ -34,8 +34,10 @@ renamed as (
         {{ bankpipe.transaction_currency('mata_uang') }} as currency,
         coalesce(lower({{ bankpipe.clean_text('channel') }}), 'unknown') as channel,
 
-        ---------- numerics
-        {{ bankpipe.to_money('jumlah_transaksi') }} as amount,
+        ---------- numerics: read exactly and wide first, so that the rules below can tell an
+        ---------- unreadable amount from an implausible one or one with too many decimals
+        {{ bankpipe.to_wide_amount('jumlah_transaksi') }} as amount_exact,
+        {{ bankpipe.is_ambiguous_amount('jumlah_transaksi') }} as is_ambiguous_amount,
 
         ---------- dates and timestamps (local time, as the source writes them)
         {{ bankpipe.parse_date(bankpipe.bronze_column('date')) }} as transaction_date,
@@ -64,6 +66,7 @@ first_copies as (
     select * from (
         select
             renamed.*,
+            {{ bankpipe.money_or_null('amount_exact') }} as amount,
             row_number() over (partition by record_hash order by loaded_at, batch_id, source_name) as copy_number
         from renamed
     ) as numbered
@@ -80,6 +83,16 @@ new_records as (
 
 ),
 
+-- Per currency: its minor units (ref_currencies) and the plausible range of one amount
+-- (ref_amount_limits); a currency without a range cannot have a plausible amount.
+currency_rules as (
+
+    select currencies.currency_code, currencies.minor_units, limits.min_amount, limits.max_amount
+    from {{ ref('ref_currencies') }} as currencies
+    left join {{ ref('ref_amount_limits') }} as limits on limits.currency_code = currencies.currency_code
+
+),
+
 -- Field rules, in priority order: the first one a record breaks is the one reported.
 field_checked as (
 
@@ -89,8 +102,9 @@ field_checked as (
             when transaction_id is null then 'missing_transaction_id'
             when account_id is null then 'missing_account_id'
             when not has_amount then 'missing_amount'
-            when amount is null then 'invalid_amount'
-            when amount <= 0 then 'non_positive_amount'
+            when is_ambiguous_amount then 'ambiguous_amount'
+            when amount_exact is null then 'invalid_amount'
+            when amount_exact <= 0 then 'non_positive_amount'
             when not has_date then 'missing_date'
             when transaction_date is null then 'invalid_date'
             when not has_time then 'missing_time'
@@ -99,10 +113,16 @@ field_checked as (
             when transaction_date > {{ dbt.dateadd('day', var('max_days_after_load'), 'cast(loaded_at as date)') }} then 'future_date'
             when transaction_type is null then 'unknown_transaction_type'
             when status is null then 'unknown_status'
-            when currency not in (select currency_code from {{ ref('ref_currencies') }}) then 'unknown_currency'
+            when currency_rules.currency_code is null then 'unknown_currency'
+            -- money is never rounded silently: a digit below the currency's minor unit is an error
+            when {{ bankpipe.has_more_decimals('amount_exact', 'currency_rules.minor_units') }} then 'too_many_decimals'
+            when not coalesce(amount_exact between currency_rules.min_amount and currency_rules.max_amount, false)
+                then 'implausible_amount'
             when transaction_type = 'Transfer' and counterparty_account_id is null then 'missing_counterparty'
         end as field_rule
     from new_records
+    -- currency_code is unique in the seeds, so the join adds no rows
+    left join currency_rules on currency_rules.currency_code = new_records.currency
 
 ),
 

@@ -50,7 +50,7 @@ DEFECTS: list[bronze.Defect] = [
     bronze.Defect(_txn("TRX-900004", account_id=None), "missing_account_id"),
     bronze.Defect(_txn("TRX-900005", mata_uang="XYZ"), "unknown_currency"),
     bronze.Defect(_txn("TRX-900006", date="2030-01-01"), "future_date"),
-    bronze.Defect(_txn("TRX-900007", jumlah_transaksi="12,5"), "invalid_amount"),
+    bronze.Defect(_txn("TRX-900007", jumlah_transaksi="Rp 12.500"), "invalid_amount"),
     # valid ones: an orphan account, a USD payment and an IDR transfer on a Saturday (no rate that day)
     bronze.Defect(_txn("TRX-900010", account_id="ACC-99999"), None),
     bronze.Defect(_txn("TRX-900011", date="2025-12-27", mata_uang="USD", jumlah_transaksi="25.00"), None),
@@ -97,7 +97,8 @@ def _fill_bronze(settings: Settings, seed_dir: Path) -> tuple[set[str], str]:
                values ('fx-test', ?, 'fx-api', '2025-12-22', 'EUR', 'IDR', 19000, 'test_api', ?)""",
             [bronze.LOADED_AT, bronze.LOADED_AT],
         )
-        # Master-data history: a segment change, a deleted customer, an account with an unknown type.
+        # Master-data history: a segment change, a deleted customer, an account with a type silver does not
+        # know (kept and flagged, not rejected).
         later = DEFECTS_AT
         bronze.insert_master_version(
             wh,
@@ -154,13 +155,14 @@ def test_rejects_hold_exactly_the_defective_rows(built: Built) -> None:
     expected = {("transaction", d.record["id"] or "<missing>", d.rule) for d in DEFECTS if d.rule}
     expected |= {
         ("transaction", built.conflict_id, "duplicate_transaction_id"),
-        ("account", "ACC-00099", "unknown_account_type"),
         ("exchange_rate", "IDR@2025-12-22", "unsupported_base"),
     }
     assert set(rows) == expected
     assert len(rows) == len(expected)
     raw = query(built.settings, "select raw_record from silver.rejected_records where record_key = 'TRX-900001'")
     assert '"-5000"' in raw[0][0]
+    flagged = query(built.settings, "select flag, value from silver.flagged_records where record_key = 'ACC-00099'")
+    assert flagged == [("unknown_account_type", "Gold card")]
 
 
 def test_silver_is_typed_deduplicated_and_flags_orphans(built: Built) -> None:

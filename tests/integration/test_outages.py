@@ -195,14 +195,17 @@ def test_two_runs_at_once_never_load_anything_twice(tmp_path: Path, pg_url: str)
     dupes = {
         "files": "select count(*) from (select file_name, sha256 from ops.ingested_files"
         " where status = 'loaded' group by all having count(*) > 1)",
-        "records": "select count(*) from (select _record from bronze.raw_transaction_records"
-        " group by all having count(*) > 1)",
+        # The generator plants duplicate records on purpose: what must not repeat is a file's load.
+        "file loads": "select count(*) from (select _source, _file_sha256, count(distinct _batch_id)"
+        " from bronze.raw_transaction_records group by all having count(distinct _batch_id) > 1)",
         "customers": "select count(*) from (select * exclude (_batch_id, _loaded_at) from bronze.raw_customers"
         " group by all having count(*) > 1)",
         "accounts": "select count(*) from (select * exclude (_batch_id, _loaded_at) from bronze.raw_accounts"
         " group by all having count(*) > 1)",
     }
     assert {name: count(settings, sql) for name, sql in dupes.items()} == dict.fromkeys(dupes, 0)
+    landed = count(settings, "select sum(\"rows\") from ops.ingested_files where status = 'loaded'")
+    assert count(settings, "select count(*) from bronze.raw_transaction_records") == landed > 0
     tables = ("bronze.raw_transaction_records", "bronze.raw_customers", "bronze.raw_accounts", "gold.fact_transaction")
     before = {t: count(settings, f"select count(*) from {t}") for t in tables}
     assert before["bronze.raw_customers"] == 200

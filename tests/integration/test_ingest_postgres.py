@@ -89,12 +89,12 @@ def test_incremental_brings_exactly_the_changed_rows_and_full_sees_deletes(setti
         )
         conn.execute("delete from customer where id = 'CUST-0003'")
         conn.commit()
-        inc = {t.table: (t.extracted, t.appended, t.deleted) for t in postgres.run(settings, "incremental").tables}
-        assert inc["account"] == (2, 2, 0)
-        # The no-op update still writes a row version (extracted, not appended); the insert is
-        # appended; incremental cannot see a delete.
-        assert inc["customer"] == (2, 1, 0)
-        assert inc["location"] == (0, 0, 0)
+        # Appended counts only: how many rows are *read* depends on the cluster-wide snapshot horizon,
+        # which other sessions on a shared test server hold back (exact reads: test_postgres_robust).
+        inc = {t.table: (t.appended, t.deleted) for t in postgres.run(settings, "incremental").tables}
+        assert inc["account"] == (2, 0)
+        assert inc["customer"] == (1, 0)  # the insert; the no-op update adds nothing; a delete is unseen
+        assert inc["location"] == (0, 0)
         assert ("CUST-0003",) in {r[:1] for r in bronze_state(settings, "customer")}
         full = {t.table: (t.appended, t.deleted) for t in postgres.run(settings, "full").tables}
         assert full["customer"] == (0, 1)

@@ -222,7 +222,8 @@ def test_batch_full_and_incremental_give_the_same_bronze_as_duckdb(settings, sf_
             for s in (settings, sf_settings)
         }
         assert inc["snowflake"] == inc["duckdb"]
-        assert inc["snowflake"]["account"] == (2, 2, 0) and inc["snowflake"]["customer"] == (1, 1, 0)
+        # customer: the no-op update writes a row version, read (by transaction id) but not appended
+        assert inc["snowflake"]["account"] == (2, 2, 0) and inc["snowflake"]["customer"] == (2, 1, 0)
         deletes = {
             s.warehouse: {t.table: t.deleted for t in postgres.run(s, "full").tables} for s in (settings, sf_settings)
         }

@@ -56,10 +56,12 @@ class Server:
         assert status.running and status.uri, "the throw-away PostgreSQL did not start"
         return status.uri
 
-    def crash(self) -> None:
-        """Immediate shutdown (what `pg_ctl stop -m immediate` sends): every backend dies at once."""
+    def crash(self, how: signal.Signals = signal.SIGQUIT) -> None:
+        """Stop the server as `pg_ctl stop` does: SIGQUIT = `-m immediate` (every backend dies at
+        once, like a crash), SIGINT = `-m fast` (sessions get "terminating connection due to
+        administrator command", as in a restart)."""
         pid = int((self.pgdata / "postmaster.pid").read_text().split()[0])
-        os.kill(pid, signal.SIGQUIT)
+        os.kill(pid, how)
         deadline = time.monotonic() + 30
         while embedded.status(self.pgdata).running:
             assert time.monotonic() < deadline, "the throw-away PostgreSQL did not stop"
@@ -127,7 +129,8 @@ def error_lines(output: str) -> list[str]:
 
 
 @pytest.mark.embedded
-def test_server_stopped_mid_extract_fails_cleanly_and_the_next_run_loads_everything_once(server, outage):
+@pytest.mark.parametrize("how", [signal.SIGQUIT, signal.SIGINT], ids=["crash", "fast-shutdown"])
+def test_server_stopped_mid_extract_fails_cleanly_and_the_next_run_loads_everything_once(server, outage, how):
     with connect(outage) as conn:
         fill(conn, 10)
     postgres.run(outage, "full")
@@ -148,7 +151,7 @@ def test_server_stopped_mid_extract_fails_cleanly_and_the_next_run_loads_everyth
         assert proc.poll() is None, f"ingest ended before the crash: {proc.stdout.read()}"
         assert time.monotonic() < deadline, "the account extract never started"
         time.sleep(0.002)
-    server.crash()
+    server.crash(how)
     output = proc.communicate(timeout=60)[0]
 
     assert proc.returncode == 1, output

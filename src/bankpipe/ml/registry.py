@@ -7,6 +7,7 @@ scoring loads `models:/<name>@champion`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -80,9 +81,36 @@ def client(settings: Settings) -> MlflowClient:
     for noisy in ("mlflow", "alembic", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     uri = settings.mlflow_tracking_uri
+    _create_sqlite_store(uri, settings)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def _create_sqlite_store(uri: str, settings: Settings) -> None:
+    """Create a new SQLite registry whole or not at all: built under a temporary name, then linked into place.
+
+    MLflow creates its ~40 tables one migration at a time; a process killed in between left a
+    half-made file that every later run failed on ("table ... already exists").
+    """
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix) or uri == f"{prefix}:memory:":
+        return
+    path = Path(uri[len(prefix) :])
+    if path.exists():
+        return
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        store = SqlAlchemyStore(f"{prefix}{tmp}", artifact_root(settings).as_uri())
+        store.engine.dispose()
+        with contextlib.suppress(FileExistsError):  # another process made it first: theirs stands
+            os.link(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def experiment_id(settings: Settings, mlc: MlflowClient) -> str:

@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 
-.PHONY: demo test lint bench install install-test install-airflow airflow clean
+.PHONY: demo test lint bench faults install install-test install-airflow airflow clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ bench: install-test
 	$(BIN)/python bench/bench_generate.py
 	$(BIN)/python bench/bench_ingest.py
 	$(BIN)/python bench/bench_transform.py
+
+## faults: SIGKILL each long step at random points (105 trials), re-run, compare bronze/silver/gold with a clean run
+## (needs PostgreSQL on 127.0.0.1:5432; e.g. FAULTS_ARGS="--trials 20 --budget 600"; the table lands in build/faults.md)
+faults: install-test
+	$(BIN)/python -m tests.faults $(FAULTS_ARGS)
 
 AIRFLOW_PORT  ?= 8080
 AIRFLOW_STATE := $(abspath $(or $(BANKPIPE_STATE_DIR),.bankpipe))

@@ -38,7 +38,8 @@ class StepRun:
 def step(wh: Warehouse, name: str, run_id: str | None = None) -> Iterator[StepRun]:
     """Record one pipeline step in `ops.run_log`: a `running` row now, `success`/`failed` at the end.
 
-    A process killed mid-step leaves `running` behind, which `bankpipe status` shows as such.
+    A process killed mid-step leaves `running` behind; `bankpipe status` shows it as `interrupted`
+    once a later run of the same step has started.
     """
     run = StepRun(run_id=run_id or new_batch_id(name.replace(" ", "_")), step=name)
     started = now()
@@ -104,8 +105,10 @@ def status(wh: Warehouse) -> dict[str, Any]:
     runs = [
         dict(zip(("step", "started_at", "ended_at", "rows_in", "rows_out", "status", "error"), row, strict=True))
         for row in wh.fetchall(
-            "select step, started_at, ended_at, rows_in, rows_out, status, error from ops.run_log"
-            " order by started_at desc limit 10"
+            # A `running` row with a later run of the same step was killed (SIGKILL, OOM): say so.
+            "select step, started_at, ended_at, rows_in, rows_out, case when status = 'running' and"
+            " started_at < max(started_at) over (partition by step) then 'interrupted' else status end, error"
+            " from ops.run_log order by started_at desc limit 10"
         )
     ]
     return {

@@ -63,6 +63,17 @@ def _transient(exc: BaseException) -> bool:
     return "FATAL:" not in text or bool(_TRANSIENT.search(text))
 
 
+# Defaults that the URL may override. Without TCP keepalives a source host that vanishes mid-COPY
+# (powered off, network cut: no RST) leaves the extract waiting for the kernel's 2-hour default.
+_CONN_DEFAULTS = {
+    "connect_timeout": "10",
+    "keepalives": "1",
+    "keepalives_idle": "30",
+    "keepalives_interval": "10",
+    "keepalives_count": "3",
+}
+
+
 def _open(settings: Settings, conninfo: str, autocommit: bool) -> psycopg.Connection:
     """psycopg.connect, retried with exponential backoff while the failure looks transient."""
     retrying = Retrying(
@@ -78,7 +89,8 @@ def _open(settings: Settings, conninfo: str, autocommit: bool) -> psycopg.Connec
         reraise=True,
     )
     try:
-        return retrying(psycopg.connect, conninfo, autocommit=autocommit, connect_timeout=10)
+        params = _CONN_DEFAULTS | conninfo_to_dict(conninfo)
+        return retrying(psycopg.connect, make_conninfo(**params), autocommit=autocommit)
     except psycopg.OperationalError as exc:
         n = retrying.statistics.get("attempt_number", 1)
         tries = f" (after {n} attempts)" if n > 1 else ""

@@ -139,8 +139,20 @@ def run(
     from bankpipe import pipeline
 
     settings = get_settings()
-    with console.status("starting") as spinner:
-        report = pipeline.run(settings, demo=demo, on_step=lambda name: spinner.update(f"{name} …"))
+    current: list[str] = []
+
+    def started(name: str) -> None:
+        current[:] = [name]
+        spinner.update(f"{name} …")
+
+    try:
+        with console.status("starting") as spinner:
+            report = pipeline.run(settings, demo=demo, on_step=started)
+    except BankpipeError as exc:
+        if not current:  # refused before any step (e.g. another run holds the lock): its own line
+            raise
+        # Which step stopped the run, in front of its one line (the steps after it did not run).
+        raise BankpipeError(f"{current[0]} failed: {exc}") from exc
     for name, summary in report.steps:
         console.print(f"[green]✓[/green] {name}: {summary}", highlight=False)
     console.print(f"warehouse: {settings.warehouse_location}", highlight=False)

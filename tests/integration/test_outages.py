@@ -123,6 +123,33 @@ def test_a_locked_warehouse_waits_then_fails_in_one_line_and_writes_nothing(
     assert count(settings, "select count(*) from bronze.raw_exchange_rates") > before
 
 
+@pytest.mark.slow
+def test_bankpipe_run_on_a_locked_warehouse_names_the_step_and_the_holder(
+    tmp_path: Path, pg_url: str, holder: list[Holder]
+) -> None:
+    state = tmp_path / "state"
+    env = cli_env(state, BANKPIPE_SOURCE_URL=pg_url, BANKPIPE_WAREHOUSE_LOCK_WAIT_S="1")
+    gen = bankpipe(
+        env, "generate", "--customers", "50", "--transactions", "500", "--days", "5", "--seed", "3",
+        "--out", str(tmp_path / "generated"), "--stream-out", str(state / "landing" / "transactions"), "--to-postgres",
+    )  # fmt: skip
+    assert gen.returncode == 0, gen.stderr
+    settings = Settings(state_dir=state)
+    connect(settings).close()
+    h = Holder(settings.warehouse_file)
+    holder.append(h)
+    proc = bankpipe(env, "run")
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    (line,) = error_lines(proc)
+    assert line.startswith("error: ingest batch failed: warehouse ") and f"PID {h.proc.pid}" in line
+    h.release()
+    assert count(settings, "select count(*) from bronze.raw_customers") == 0
+    assert count(settings, "select count(*) from ops.run_log") == 0
+    again = bankpipe(env, "run", timeout=900)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert count(settings, "select count(*) from bronze.raw_customers") == 50
+
+
 def test_a_lock_released_within_the_wait_is_waited_for(tmp_path: Path, holder: list[Holder]) -> None:
     settings = Settings(state_dir=tmp_path / "state", warehouse_lock_wait_s=30)
     connect(settings).close()

@@ -214,6 +214,17 @@ def test_a_table_the_reader_may_not_select_ends_in_one_line_naming_it(reader, pg
     assert {t: bronze_versions(reader, t) for t in COLUMNS} == versions
 
 
+def test_a_reader_refused_the_snapshot_horizon_is_told_what_is_missing(reader, pg_url):
+    """Without its snapshot's horizon the extract cannot be made safe: refuse, naming the function."""
+    with psycopg.connect(pg_url, autocommit=True) as admin:  # a hardened database, as some DBAs do
+        admin.execute("revoke execute on function pg_current_snapshot() from public")
+    with pytest.raises(SourceError, match=r"refused: permission denied for function pg_current_snapshot$"):
+        postgres.run(reader, "incremental")
+    with wh_connect(reader) as wh:
+        assert wh.fetchone("select count(*) from ops.watermarks")[0] == 0
+        assert wh.fetchone("select status from ops.run_log")[0] == "failed"
+
+
 def test_a_source_whose_transaction_ids_went_backwards_is_read_whole(settings, caplog):
     """A restored or replaced source (ids below the recorded horizon): every row is read, none doubled."""
     with connect(settings) as conn:

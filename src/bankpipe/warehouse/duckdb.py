@@ -43,9 +43,11 @@ def _no_space(exc: BaseException, path: Path) -> WarehouseFullError | None:
     text = str(exc)
     if not any(marker in text for marker in _NO_SPACE):
         return None
+    free = shutil.disk_usage(path.parent).free >> 20
+    # DuckDB's own line names the file it could not write (the WAL, a spill file): kept at the end.
     return WarehouseFullError(
-        f"no space left on the disk of the warehouse {path} ({shutil.disk_usage(path.parent).free >> 20} MiB free):"
-        " the failed transaction was rolled back, committed data is intact — free space and run again"
+        f"no space left on the disk of the warehouse {path} ({free} MiB free): the failed transaction was"
+        f" rolled back, committed data is intact — free space and run again ({text.splitlines()[0]})"
     )
 
 
@@ -111,9 +113,7 @@ def _open(path: Path, read_only: bool, wait_s: float = LOCK_WAIT_S) -> duckdb.Du
                 ) from exc
             if waited - reported >= LOCK_REPORT_EVERY_S:
                 reported = waited
-                log.info(
-                    "waiting for the warehouse lock held by %s on %s (%.0f of %g s)", holder, path, waited, wait_s
-                )
+                log.info("waiting for the warehouse lock held by %s on %s (%.0f of %g s)", holder, path, waited, wait_s)
             time.sleep(min(delay, max(wait_s - waited, 0.0)))
             delay = min(delay * 2, 1.0)
 

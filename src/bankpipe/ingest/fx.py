@@ -8,6 +8,13 @@ warning line, the run log's details, and `FxResult.fallback_reason`. Rows carry 
 from (`frankfurter`, `exchangerate-api`, `ecb_snapshot`) and are inserted only when their
 (rate_date, base, quote, source) is not in bronze yet, so any run can be repeated.
 
+Retried: timeouts, refused connections, 5xx and 429, with exponential backoff. Not retried: other
+4xx, a host name that does not resolve (an offline machine), and any answer that parses but is
+wrong — a rate that is not a positive finite number below 1e14, a day without IDR, another base.
+Such an answer is rejected whole (its good days too: one decision per run, all live or all
+snapshot) and the reason names the URL, the day and the currency. URLs are shown, logged and stored
+without user:password or anything that looks like an API key.
+
 Rates stay `Decimal` from the JSON text to the DECIMAL(24, 10) column: no float ever holds one.
 ECB publishes business days only; only those dates are stored (the gold as-of join carries the
 last published rate over weekends and holidays).

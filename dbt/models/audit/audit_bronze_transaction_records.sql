@@ -28,7 +28,7 @@ new_rows as (
         raw._batch_id as batch_id,
         {{ bankpipe.record_hash(fields, 'raw') }} as record_hash,
         {{ bankpipe.transaction_currency('raw.mata_uang') }} as currency,
-        {{ bankpipe.to_wide_amount('raw.jumlah_transaksi') }} as amount_exact
+        {{ bankpipe.amount_text('raw.jumlah_transaksi') }} as amount_text
     from {{ source('bronze', 'raw_transactions') }} as raw
     {% if is_incremental() %}
     where raw._batch_id in (
@@ -43,7 +43,7 @@ first_copies as (
 
     -- the amount exactly as base_transactions reads it (macros/types.sql: to_money)
     select record_hash, min(batch_id) as batch_id, min(currency) as currency,
-           min({{ bankpipe.money_or_null('amount_exact') }}) as amount
+           min({{ bankpipe.money_amount('amount_text') }}) as amount
     from new_rows
     group by record_hash
 

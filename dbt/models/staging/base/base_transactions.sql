@@ -36,7 +36,7 @@ renamed as (
 
         ---------- numerics: read exactly and wide first, so that the rules below can tell an
         ---------- unreadable amount from an implausible one or one with too many decimals
-        {{ bankpipe.to_wide_amount('jumlah_transaksi') }} as amount_exact,
+        {{ bankpipe.amount_text('jumlah_transaksi') }} as amount_text,
         {{ bankpipe.is_ambiguous_amount('jumlah_transaksi') }} as is_ambiguous_amount,
 
         ---------- dates and timestamps (local time, as the source writes them)
@@ -66,7 +66,8 @@ first_copies as (
     select * from (
         select
             renamed.*,
-            {{ bankpipe.money_or_null('amount_exact') }} as amount,
+            {{ bankpipe.money_amount('amount_text') }} as amount,
+            {{ bankpipe.wide_amount('amount_text') }} as amount_exact,
             row_number() over (partition by record_hash order by loaded_at, batch_id, source_name) as copy_number
         from renamed
     ) as numbered
@@ -115,7 +116,7 @@ field_checked as (
             when status is null then 'unknown_status'
             when currency_rules.currency_code is null then 'unknown_currency'
             -- money is never rounded silently: a digit below the currency's minor unit is an error
-            when {{ bankpipe.has_more_decimals('amount_exact', 'currency_rules.minor_units') }} then 'too_many_decimals'
+            when {{ bankpipe.has_more_decimals('amount_exact', 'amount', 'currency_rules.minor_units') }} then 'too_many_decimals'
             when not coalesce(amount_exact between currency_rules.min_amount and currency_rules.max_amount, false)
                 then 'implausible_amount'
             when transaction_type = 'Transfer' and counterparty_account_id is null then 'missing_counterparty'

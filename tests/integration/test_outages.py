@@ -13,9 +13,11 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import duckdb
@@ -26,6 +28,7 @@ from bankpipe.errors import BankpipeError
 from bankpipe.settings import Settings
 from bankpipe.warehouse import connect
 from bankpipe.warehouse.duckdb import WarehouseFullError
+from tests.integration.test_fx_http import GARBAGE, FakeApi, _Handler
 
 pytestmark = pytest.mark.integration
 
@@ -84,6 +87,51 @@ def holder() -> Iterator[list[Holder]]:
     yield held
     for h in held:
         h.release()
+
+
+# --- the FX API, through the CLI (the in-process cases are in test_fx_http.py) ------------------------
+
+
+@pytest.fixture
+def fx_api() -> Iterator[FakeApi]:
+    """test_fx_http's fake Frankfurter on 127.0.0.1, for `bankpipe ingest fx` subprocesses."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    server.daemon_threads = True
+    fake = FakeApi()
+    server.api = fake  # type: ignore[attr-defined]
+    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+    yield fake
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("fault", ["HTTP 500", "rate 0", "truncated"])
+def test_fx_api_faults_through_the_cli(tmp_path: Path, fx_api: FakeApi, fault: str) -> None:
+    state = tmp_path / "state"
+    env = cli_env(state, BANKPIPE_FX_API_URL=fx_api.url, BANKPIPE_FX_RETRIES="2")
+    settings = Settings(state_dir=state)
+    fx_api.always = {"HTTP 500": 500, "rate 0": GARBAGE["rate 0"][0], "truncated": GARBAGE["truncated"][0]}[fault]
+    # 2024-01-03 is inside the window, so the "rate 0" answer carries its bad rate.
+    proc = bankpipe(env, "ingest", "fx", "--start", "2024-01-01", "--end", "2024-01-12")
+    assert proc.returncode == 0, proc.stderr  # documented: the ECB snapshot stands in, and says so
+    warning = [ln for ln in proc.stderr.replace("\n ", " ").splitlines() if ln.startswith("WARNING")]
+    text = " ".join(proc.stderr.split())
+    assert len(warning) == 1 and f"{fx_api.url}/2024-01-01..2024-01-12" in text.replace(" ", "")
+    assert "ecb_snapshot" in text and "error" not in text.lower()
+    assert len(fx_api.requests) == (3 if fault == "HTTP 500" else 1)  # only the 5xx is retried
+    sources = count(
+        settings, "select count(distinct source) from bronze.raw_exchange_rates where source <> 'ecb_snapshot'"
+    )
+    assert sources == 0 and count(settings, "select count(*) from bronze.raw_exchange_rates where not (rate > 0)") == 0
+    with connect(settings, read_only=True) as wh:
+        (details,) = wh.fetchone("select details from ops.run_log where step = 'ingest.fx'") or ("{}",)
+    assert json.loads(details)["fallback"] is True  # the run log says the API was down
+    # The API is healthy again: the next run completes from it.
+    fx_api.always = None
+    again = bankpipe(env, "ingest", "fx", "--start", "2024-01-01", "--end", "2024-01-12")
+    assert again.returncode == 0, again.stderr
+    assert count(settings, "select count(*) from bronze.raw_exchange_rates where source = 'frankfurter'") == 80
 
 
 # --- the warehouse locked by another writer ----------------------------------------------------------

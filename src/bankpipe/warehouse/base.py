@@ -84,10 +84,10 @@ class Warehouse(Protocol):
     def load_json_lines(
         self, file: JsonFile, lines: Iterable[JsonLine], batch_id: str, loaded_at: datetime
     ) -> tuple[int, list[JsonLine]]:
-        """Append one JSON Lines file's records line by line (the salvage path); rows, and the lines refused.
+        """Append the lines of one JSON Lines file that parsed in Python (the salvage path); rows, lines refused.
 
-        `lines` are the lines that already parsed in Python; a line this warehouse's own JSON parser
-        refuses anyway is returned, not loaded, so one line never fails the file.
+        A warehouse that can tell which line its own parser refuses returns those lines (not
+        loaded); one that cannot raises one of `errors` instead, and the file is set aside whole.
         """
         ...
 

@@ -17,7 +17,8 @@ What happens to a file, decided once per file and recorded (`bankpipe status` sh
 - **loaded with rejected lines** — a JSON Lines file with bad lines: every line that parses loads,
   every other line goes to `ops.rejected_lines` with its line number, byte offset, the parser's
   message and the line as received (status `loaded`, `rejected_lines` = how many). Non-UTF-8 bytes,
-  nesting deeper than 1,024 levels and lines over 16 MiB are rejected lines too.
+  nesting deeper than 1,024 levels and lines over 16 MiB are rejected lines there. (A file DuckDB
+  reads whole keeps a deeply nested but valid record in bronze; silver rejects it, having no id.)
 - **partial** — a file that ends in the middle of its data (a JSON array without its closing `]`, or
   a JSON Lines file whose last line stops mid-record without a newline): a producer that crashed or
   is still writing. Nothing of it is loaded; it is recorded `partial` with the byte where it broke

@@ -96,7 +96,9 @@ def _open(settings: Settings) -> Iterator[Warehouse | None]:
 # --- a busy warehouse ---------------------------------------------------------------------------------
 
 BUSY_WAIT_S = 2.0
-_KEEP_LAST = 512  # last results kept for a busy warehouse (per server process; least recently used go first)
+# Last results kept for a busy warehouse, per server process, least recently used dropped first.
+# Unlike st.cache_data's entries they never expire, so they are few: a page holds 2-4 loaders.
+_KEEP_LAST = 128
 
 
 @dataclass

@@ -177,6 +177,38 @@ def test_stream_ingest_gives_the_same_bronze_as_duckdb(settings, sf_settings, se
         )
 
 
+def test_stream_salvage_partial_and_literal_names_on_snowflake(sf_settings):
+    """The same file-level truth as on DuckDB: bad lines kept, truncated files partial, glob names literal."""
+    import os
+
+    folder = sf_settings.transactions_landing
+    folder.mkdir(parents=True, exist_ok=True)
+    good = [json.dumps(r) for r in _records(3, 300)]
+    (folder / "lines.jsonl").write_text("\n".join([good[0], '{"id": "TRX-BAD",', good[1], "\u2028", good[2]]) + "\n")
+    (folder / "x1.json").write_text(json.dumps(_records(1, 400)))
+    (folder / "x*.json").write_text(json.dumps(_records(1, 401)))
+    (folder / "it's [red].json").write_text(json.dumps(_records(1, 402)))
+    whole = json.dumps(_records(2, 500))
+    (folder / "cut.json").write_text(whole[:-1])  # no closing bracket
+    for f in folder.iterdir():
+        os.utime(f, (1, 1))
+    result = stream.run(sf_settings)
+    assert sorted(result.loaded) == [("it's [red].json", 1), ("lines.jsonl", 3), ("x*.json", 1), ("x1.json", 1)]
+    assert result.rejected_lines == [("lines.jsonl", 2)] and [n for n, _ in result.partial] == ["cut.json"]
+    with wh_connect(sf_settings) as wh:
+        got = wh.fetchall('select "_SOURCE", "ID" from bronze.raw_transactions order by 2')
+        lines = wh.fetchall("select line_number, reason from ops.rejected_lines order by 1")
+    assert got == [
+        ("lines.jsonl", "TRX-000300"),
+        ("lines.jsonl", "TRX-000301"),
+        ("lines.jsonl", "TRX-000302"),
+        ("x1.json", "TRX-000400"),
+        ("x*.json", "TRX-000401"),
+        ("it's [red].json", "TRX-000402"),
+    ]
+    assert [n for n, _ in lines] == [2, 4] and lines[0][1].startswith("unexpected end of data")
+
+
 # --- batch ingest (PostgreSQL → bronze) -----------------------------------------------------------
 
 

@@ -258,9 +258,10 @@ def _inspect(f: LandedFile) -> _Inspected:
             digest.update(chunk)
             if len(head) < 4096:
                 head += chunk[: 4096 - len(head)]
-            stripped = chunk.rstrip(WHITESPACE)
-            if stripped:
-                last = stripped[-1:]
+            # Only the chunk's tail is stripped (a whole-chunk rstrip would copy a megabyte each time).
+            tail = chunk[-256:].rstrip(WHITESPACE) or chunk.rstrip(WHITESPACE)
+            if tail:
+                last = tail[-1:]
             ends_nl = chunk.endswith(b"\n")
     body = head[len(BOM) :] if head.startswith(BOM) else head
     # Nothing but whitespace (after an optional BOM): all of it fits in `head` then, or it is not JSON.

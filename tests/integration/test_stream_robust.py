@@ -1,7 +1,7 @@
 """Hostile landing folders → stream ingest: salvage records, tell the truth about files, never die.
 
-Each hostile file is written by the test into its own tmp_path (tests/corpus/stream/README.md lists
-the kinds); everything runs on a real DuckDB warehouse file.
+Each hostile file is written by its test into tmp_path (bytes in the test, next to what is expected
+of them); everything runs on a real DuckDB warehouse file.
 """
 
 from __future__ import annotations

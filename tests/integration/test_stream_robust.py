@@ -175,10 +175,24 @@ def test_truncated_json_lines_last_line_is_partial(settings, landing):
     assert bronze_ids(settings) == ["TRX-000001", "TRX-000002", "TRX-000003"]
 
 
-def test_array_with_data_after_it_is_rejected_not_partial(settings, landing):
-    land(landing, "tail.json", json.dumps([rec(1)]) + " trailing")
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (
+            json.dumps([rec(1)]) + " trailing",
+            f"unexpected data after the JSON array at byte {len(json.dumps([rec(1)])) + 1}",
+        ),
+        (b'[{"id": "caf\xe9"}]', "invalid UTF-8 encoding in string"),
+        (b"\xff\xfe[\x00]\x00", "not a JSON array or JSON Lines"),  # UTF-16
+    ],
+)
+def test_broken_array_is_rejected_whole_with_the_reason(settings, landing, content, reason):
+    land(landing, "bad.json", content)
+    land(landing, "good.json", json.dumps([rec(2)]))
     result = stream.run(settings)
-    assert result.rejected and "unexpected data after the JSON array at byte" in result.rejected[0][1]
+    assert result.loaded == [("good.json", 1)] and not result.partial
+    assert [n for n, _ in result.rejected] == ["bad.json"] and reason in result.rejected[0][1], result.rejected
+    assert list(settings.quarantine.rglob("bad.json"))
 
 
 @pytest.mark.parametrize(
@@ -332,7 +346,7 @@ def test_run_waits_for_a_young_file_and_loads_it_once(settings, landing):
 
 
 def test_run_does_not_load_a_file_still_being_written_in_place(settings, landing):
-    fast = settings.model_copy(update={"stream_settle_s": 0.5, "stream_settle_wait_s": 1.0})
+    fast = settings.model_copy(update={"stream_settle_s": 1.0, "stream_settle_wait_s": 1.5})
     path = landing / "growing.jsonl"
     stop = threading.Event()
 
@@ -350,7 +364,7 @@ def test_run_does_not_load_a_file_still_being_written_in_place(settings, landing
     during = stream.run(fast)
     assert during.waiting == ["growing.jsonl"] and not during.loaded
     thread.join(10)
-    time.sleep(0.6)
+    time.sleep(1.1)
     after = stream.run(fast)
     assert after.loaded == [("growing.jsonl", 30)]
     assert q(settings, "select count(*), count(distinct id) from bronze.raw_transactions") == [(30, 30)]

@@ -2,8 +2,9 @@
 ### 02_ingest_stream_data — landing folder → bronze.raw_transactions
 
 Every 5 minutes (Airflow Variable `bankpipe_stream_schedule`, a cron expression, changes that) the
-transaction files in `<landing>/transactions/` are loaded exactly once into
-`bronze.raw_transactions`; unreadable files go to quarantine and `ops.rejected_files`.
+complete transaction files in `<landing>/transactions/` are loaded exactly once into
+`bronze.raw_transactions`; bad JSON Lines lines go to `ops.rejected_lines`, truncated files are
+recorded `partial`, unparseable ones go to quarantine and `ops.rejected_files` (`bankpipe status`).
 
 Calls `bankpipe.ingest.stream.run` (the same function as `bankpipe ingest stream`), which holds a
 single-instance lock: an overlapping run fails fast and is retried. Updates the asset

@@ -4,17 +4,42 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 
-.PHONY: demo test lint bench faults install install-test install-airflow airflow clean
+.PHONY: demo test lint bench faults install install-test install-airflow airflow clean lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet --upgrade pip
+
+# Every install comes from a lock with hashes (requirements/README.md): pip refuses any file whose hash differs.
+# --no-deps because the lock is the whole tree (pip's resolver would otherwise refuse a locked package that another
+# one names with an extra, pypa/pip#9644); bankpipe goes in the same way, its build backend locked too.
+PIP_LOCKED    := $(PIP) install --quiet --require-hashes --no-deps -r
+PIP_EDITABLE  := $(PIP) install --quiet --no-deps --no-build-isolation -e . && $(PIP) check
 
 install: $(BIN)/python
-	$(PIP) install --quiet -e .
+	$(PIP_LOCKED) requirements/runtime.txt
+	$(PIP_EDITABLE)
 
 install-test: $(BIN)/python
-	$(PIP) install --quiet -e ".[test]"
+	$(PIP_LOCKED) requirements/test.txt
+	$(PIP_EDITABLE)
+
+## lock: re-resolve requirements/*.txt from pyproject.toml, keeping every pin that still fits (uv, in build/uv);
+## LOCK_ARGS=--upgrade moves to the newest versions within the bounds, LOCK_ARGS="--upgrade-package duckdb" one
+UV_VERSION ?= 0.13.9
+UV         := build/uv/bin/uv
+UV_COMPILE := $(UV) pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+	--custom-compile-command "make lock" $(LOCK_ARGS) pyproject.toml requirements/build.in
+
+$(UV):
+	$(PYTHON) -m venv build/uv
+	build/uv/bin/python -m pip install --quiet "uv==$(UV_VERSION)"
+
+# test.txt is resolved first: runtime.txt and airflow.txt are constrained to it, so every version they name
+# is one the tests ran on.
+lock: $(UV)
+	$(UV_COMPILE) --extra test -o requirements/test.txt
+	$(UV_COMPILE) --extra airflow -c requirements/test.txt -o requirements/airflow.txt
+	$(UV_COMPILE) -c requirements/test.txt -o requirements/runtime.txt
 
 ## demo: create .venv, install, run the whole pipeline on the embedded defaults
 demo: install
@@ -53,7 +78,8 @@ AIRFLOW_ENV   := PATH="$(abspath $(BIN)):$$PATH" \
 	AIRFLOW__API_AUTH__JWT_ISSUER=bankpipe-local
 
 install-airflow: $(BIN)/python
-	$(PIP) install --quiet -e ".[airflow]"
+	$(PIP_LOCKED) requirements/airflow.txt
+	$(PIP_EDITABLE)
 
 ## airflow: Airflow 3 standalone on http://127.0.0.1:8080 running airflow/dags (state in .bankpipe/airflow)
 airflow: install-airflow

@@ -175,6 +175,23 @@ def build() -> list[Case]:
     c.file_status["transaction_20251224_100006.jsonl"] = "loaded"
     c.bad_lines["transaction_20251224_100006.jsonl"] = [2]
 
+    c = case("JSON array with a bad element", 'element 2 of a seed-format array has `"jumlah_transaksi": 1.802.381,84`')
+    good = array(txn(c.tid(1)), txn(c.tid(2), jumlah_transaksi=12345), txn(c.tid(3)))
+    bad = good.replace(b'"jumlah_transaksi": 12345', b'"jumlah_transaksi": 1.802.381,84')
+    c.files["transaction_20251224_100031.json"] = bad
+    c.valid = {c.tid(1), c.tid(3)}
+    c.file_status["transaction_20251224_100031.json"] = "loaded"
+    # the element is reported at the line of its opening brace
+    c.bad_lines["transaction_20251224_100031.json"] = [
+        bad[: bad.rindex(b"{", 0, bad.index(c.tid(2).encode()))].count(b"\n") + 1
+    ]
+
+    c = case("JSON array with a stray comma", "`[{…}, {…},]`")
+    c.files["transaction_20251224_100032.json"] = array(txn(c.tid(1)), txn(c.tid(2)))[:-2] + b",\n]"
+    c.valid = {c.tid(1), c.tid(2)}
+    c.file_status["transaction_20251224_100032.json"] = "loaded"
+    c.bad_lines["transaction_20251224_100032.json"] = [21]
+
     c = case("raw U+2028 in a string", '`"channel": "mobile\u2028app"` (valid JSON, a line break to some parsers)')
     c.files["transaction_20251224_100007.jsonl"] = lines(txn(c.tid(1), channel="mobile\u2028app"), txn(c.tid(2)))
     c.valid = {c.tid(1), c.tid(2)}
@@ -215,6 +232,11 @@ def build() -> list[Case]:
     c.files['it\'s a "file" .json'] = array(txn(c.tid(1)))
     c.files["transaction_[red]x.json"] = array(txn(c.tid(2)))
     c.valid = {c.tid(1), c.tid(2)}
+    c.file_status = dict.fromkeys(c.files, "loaded")
+
+    c = case("upper-case suffix", "`TRANSACTION_20251224_100033.JSON` (a producer on a case-insensitive file system)")
+    c.files["TRANSACTION_20251224_100033.JSON"] = array(txn(c.tid(1)))
+    c.valid = {c.tid(1)}
     c.file_status = dict.fromkeys(c.files, "loaded")
 
     c = case("same bytes under two names", "a file re-sent under a new name")

@@ -122,15 +122,15 @@ def test_unparseable_files_are_quarantined_and_the_rest_still_load(settings, lan
     )
     (landing / "malformed.json").write_text(good.replace('"id"', "id", 1))
     result = stream.run(settings)
-    assert sorted(n for n, _ in result.rejected) == ["binary.json", "malformed.json"]
-    assert sorted(result.loaded) == [("good.json", 3), ("weird_record.json", 3)]
-    rejected = dict(q(settings, "select file_name, reason from ops.rejected_files"))
-    assert "Malformed JSON" in rejected["malformed.json"] and "malformed.json" in rejected["malformed.json"]
+    assert sorted(n for n, _ in result.rejected) == ["binary.json"]
+    # One bad element costs only itself: the array's other elements load, the bad one is kept with its line.
+    assert sorted(result.loaded) == [("good.json", 3), ("malformed.json", 2), ("weird_record.json", 3)]
+    assert q(settings, "select file_name, line_number from ops.rejected_lines") == [("malformed.json", 1)]
     # A truncated array is not rejected: it is recorded `partial` and left in place (see test_stream_robust.py).
     assert [n for n, _ in result.partial] == ["truncated.json"]
     assert (landing / "truncated.json").exists()
     quarantined = {p.name for p in settings.quarantine.rglob("*.json")}
-    assert quarantined == {"binary.json", "malformed.json"}
+    assert quarantined == {"binary.json"}
     # Records that parse but are wrong are kept as they came; silver decides.
     kept = q(
         settings,

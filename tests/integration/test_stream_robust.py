@@ -119,7 +119,7 @@ def test_json_lines_with_no_readable_line_is_quarantined_whole(settings, landing
     result = stream.run(settings)
     assert [n for n, _ in result.rejected] == ["garbage.jsonl"]
     reason = q(settings, "select reason, quarantine_path from ops.rejected_files")[0]
-    assert reason[0].startswith("no line is a readable JSON record (line 1:") and reason[1]
+    assert reason[0].startswith("no line or array element is a readable JSON record (line 1:") and reason[1]
     assert not (landing / "garbage.jsonl").exists()
     assert q(settings, "select count(*) from ops.rejected_lines") == [(0,)]  # rolled back with the file
 
@@ -182,7 +182,8 @@ def test_truncated_json_lines_last_line_is_partial(settings, landing):
             json.dumps([rec(1)]) + " trailing",
             f"unexpected data after the JSON array at byte {len(json.dumps([rec(1)])) + 1}",
         ),
-        (b'[{"id": "caf\xe9"}]', "invalid UTF-8 encoding in string"),
+        # every element bad: nothing to salvage, the file is set aside whole
+        (b'[{"id": "caf\xe9"}]', "not UTF-8: byte 0xe9"),
         (b"\xff\xfe[\x00]\x00", "not a JSON array or JSON Lines"),  # UTF-16
     ],
 )

@@ -10,6 +10,8 @@ from bankpipe.ingest.stream import (
     LandedFile,
     Settler,
     discover,
+    element_error,
+    iter_array_elements,
     iter_lines,
     line_error,
     scan_array,
@@ -129,3 +131,42 @@ def test_survey_refuses_what_is_not_a_regular_file(tmp_path):
         ("link.json", "symbolic link"),
         ("pipe.jsonl", "named pipe (FIFO)"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b'[{"a": 1}, {"b": [1, {"c": "x,]"}]}]', [(1, 1, '{"a": 1}'), (1, 11, '{"b": [1, {"c": "x,]"}]}')]),
+        # a bad element costs only itself; lines and offsets point at its first byte
+        (
+            b'[\n  {"a": 1},\n  {"b": 1.2.3},\n  {"c": "q\\"]"}\n]\n',
+            [(2, 4, '{"a": 1}'), (3, 16, "unexpected character"), (4, 32, '{"c": "q\\"]"}')],
+        ),
+        (b"[]", []),
+        (b'\xef\xbb\xbf [ {"a":1} ]', [(1, 6, '{"a":1}')]),
+        (b'[1, null, "s"]', [(1, 1, "1"), (1, 4, "null"), (1, 10, '"s"')]),
+        # a pretty-printed element becomes one line of JSON Lines; a newline inside a string never passes
+        (b'[{\n"a":\n1}]', [(1, 1, '{ "a": 1}')]),
+        (b'[{"a":1},]', [(1, 1, '{"a":1}'), (1, 8, "empty element (a stray comma)")]),
+        (b'[{"a":1}] junk', [(1, 1, '{"a":1}'), (1, 10, "unexpected data after the JSON array")]),
+        (b'[{"a":1}, {"b": "oops}, {"c": 3}]', [(1, 1, '{"a":1}'), (1, 10, "the array does not close")]),
+    ],
+)
+def test_iter_array_elements_splits_at_the_arrays_own_commas(tmp_path, content, expected):
+    path = tmp_path / "a.json"
+    path.write_bytes(content)
+    got = []
+    for number, offset, raw in iter_array_elements(path):
+        text, reason = element_error(raw)
+        got.append((number, offset, text if text is not None else reason))
+    assert [(n, o) for n, o, _ in got] == [(n, o) for n, o, _ in expected]
+    for (_, _, value), (_, _, want) in zip(got, expected, strict=True):
+        assert value is not None and value.startswith(want), (value, want)
+
+
+def test_iter_array_elements_reads_a_large_array_in_bounded_pieces(tmp_path, monkeypatch):
+    monkeypatch.setattr("bankpipe.ingest.stream.MAX_LINE_BYTES", 64)
+    path = tmp_path / "a.json"
+    path.write_bytes(b'[{"a": "' + b"x" * 200 + b'"}, {"b": 2}]')
+    got = [(n, o, element_error(raw)) for n, o, raw in iter_array_elements(path)]
+    assert got[0][2] == (None, "element longer than 0 MiB") and got[1][2] == ('{"b": 2}', None)

@@ -142,7 +142,8 @@ def survey(folder: Path) -> Survey:
     found, refused = [], []
     for entry in os.scandir(folder):
         # A producer writing `x.json.tmp` (or `.x.json`) and renaming when done is never read half-written.
-        if entry.name.startswith(".") or not entry.name.endswith(SUFFIXES):
+        # `.JSON` from a producer on a case-insensitive file system is the same kind of file
+        if entry.name.startswith(".") or not entry.name.lower().endswith(SUFFIXES):
             continue
         try:
             st = entry.stat(follow_symlinks=False)  # lstat: a symlink is judged as itself, never followed
@@ -367,6 +368,109 @@ def iter_lines(path: Path) -> Iterator[tuple[int, int, bytes, bool]]:
             offset += size
 
 
+def iter_array_elements(path: Path) -> Iterator[tuple[int, int, bytes]]:
+    """(line number, byte offset, element) of each top-level element of a JSON array — bounded memory.
+
+    The salvage path for an array that DuckDB refuses: elements are split at the array's own commas
+    (strings and brackets tracked, as in `scan_array`) and each is judged on its own, so one bad
+    element costs only itself. Data after the closing `]`, an array that never closes (an
+    unterminated string swallows the rest) and an over-long element come back as markers that
+    `element_error` explains.
+    """
+    import re
+
+    events = re.compile(rb'["\\\[\]{},\n]')
+    depth, in_string, skip_at, line = 0, False, -1, 1
+    state = "before"  # before the opening '[' | inside the array | after its closing ']'
+    buf = bytearray()  # bytes since the last separator ('[' or ',')
+    buf_start, buf_line, last_was_comma, too_long = 0, 1, False, False
+    after, after_start, after_line = bytearray(), 0, 1
+
+    def take() -> tuple[int, int, bytes]:
+        lead = len(buf) - len(buf.lstrip(WHITESPACE))
+        body = b"\x00TOO_LONG" if too_long or len(buf) > MAX_LINE_BYTES else bytes(buf).strip(WHITESPACE)
+        if not body:  # a stray comma: point at it, not at what follows
+            return buf_line, buf_start - 1, body
+        return buf_line + buf[:lead].count(b"\n"), buf_start + lead, body
+
+    with path.open("rb") as fh:
+        base = 0
+        while chunk := fh.read(1 << 20):
+            if state == "after":
+                after += chunk[: KEPT_LINE_BYTES - len(after)] if len(after) < KEPT_LINE_BYTES else b""
+                base += len(chunk)
+                continue
+            seg = 0  # chunk[seg:] is not yet in buf
+            for m in events.finditer(chunk):
+                k = m.start()
+                pos = base + k
+                ch = m.group()
+                if ch == b"\n":
+                    line += 1
+                    continue
+                if pos == skip_at:
+                    continue
+                if in_string:
+                    if ch == b"\\":
+                        skip_at = pos + 1
+                    elif ch == b'"':
+                        in_string = False
+                    continue
+                if ch == b'"':
+                    in_string = True
+                    continue
+                if state == "before":
+                    if ch == b"[":
+                        state, depth, seg = "inside", 1, k + 1
+                        buf_start, buf_line = pos + 1, line
+                    continue
+                if ch in (b"[", b"{"):
+                    depth += 1
+                    continue
+                if depth == 1 and ch in (b",", b"]"):
+                    if not too_long:
+                        buf += chunk[seg:k]
+                    number, offset, body = take()
+                    if body or last_was_comma or ch == b",":  # `[]` holds nothing; `[,` and `,]` an empty element
+                        yield number, offset, body
+                    buf.clear()
+                    seg, buf_start, buf_line, last_was_comma, too_long = k + 1, pos + 1, line, ch == b",", False
+                    if ch == b"]":
+                        state, after_start, after_line = "after", pos + 1, line
+                        after += chunk[k + 1 : k + 1 + KEPT_LINE_BYTES]
+                        break
+                    continue
+                if ch in (b"]", b"}"):
+                    depth -= 1
+            if state == "inside" and not too_long:
+                buf += chunk[seg:]
+                if len(buf) > MAX_LINE_BYTES:
+                    too_long = True
+                    buf.clear()
+            base += len(chunk)
+    if state == "after" and after.strip(WHITESPACE):
+        lead = len(after) - len(after.lstrip(WHITESPACE))
+        yield after_line + after[:lead].count(b"\n"), after_start + lead, b"\x00AFTER" + bytes(after.strip(WHITESPACE))
+    elif state == "inside":
+        number, offset, body = take()
+        yield number, offset, b"\x00UNCLOSED" + body[:KEPT_LINE_BYTES]
+
+
+def element_error(raw: bytes) -> tuple[str | None, str | None]:
+    """`line_error` for one array element (or one of `iter_array_elements`' markers)."""
+    if raw.startswith(b"\x00AFTER"):
+        return None, "unexpected data after the JSON array's closing ']'"
+    if raw.startswith(b"\x00UNCLOSED"):
+        return None, "the array does not close after this point (an unterminated string or bracket)"
+    if raw == b"\x00TOO_LONG":
+        return None, f"element longer than {MAX_LINE_BYTES >> 20} MiB"
+    if not raw:
+        return None, "empty element (a stray comma)"
+    # A JSON value has raw line breaks only as whitespace: one line of JSON Lines for the loader.
+    text, reason = line_error(raw.replace(b"\n", b" ").replace(b"\r", b" "), False)
+    return text, reason
+
+
 def line_error(raw: bytes, first: bool) -> tuple[str | None, str | None]:
     """(text, None) for a line that parses, (None, reason) for one that does not; blank lines give (None, None)."""
     if raw.endswith(b"\x00TOO_LONG"):
@@ -400,6 +504,9 @@ class _Salvage:
         self.truncated: str | None = None  # detail, when the last line stops mid-record at end of file
 
     def lines(self) -> Iterator[JsonLine]:
+        if self.f.fmt == "array":
+            yield from self._elements()
+            return
         last: tuple[int, int, bytes, bool, str] | None = None
         for number, offset, raw, nl in iter_lines(self.f.path):
             text, reason = line_error(raw, number == 1)
@@ -415,6 +522,15 @@ class _Salvage:
                 f"truncated JSON Lines: line {number} (from byte {offset}) stops mid-record at the end of the file"
                 f" (byte {offset + len(raw)}, {reason}); not loaded — waiting for the complete file"
             )
+
+    def _elements(self) -> Iterator[JsonLine]:
+        # An array here ends in ']' (a cut one is `partial` before it gets here): no truncation to detect.
+        for number, offset, raw in iter_array_elements(self.f.path):
+            text, reason = element_error(raw)
+            if text is not None:
+                yield JsonLine(number, offset, text)
+            else:
+                self.reject(number, offset, reason or "", raw.removeprefix(b"\x00AFTER").removeprefix(b"\x00UNCLOSED"))
 
     def reject(self, number: int, offset: int, reason: str, raw: bytes) -> None:
         self.rejected += 1
@@ -622,12 +738,9 @@ def _load_chunk_or_split(
             if not bad:
                 raise
             todo = [f for f in todo if all(f is not b for b, _ in bad)]
-    for f, reason in bad:
+    for f, _ in bad:
         try:
-            if f.fmt == "newline_delimited":
-                _salvage(settings, wh, f, ledger, result)
-            else:
-                _reject(settings, wh, f, reason, result)
+            _salvage(settings, wh, f, ledger, result)
         except OSError as exc:
             _refuse(wh, ledger, f.path, f.size, _os_reason(exc), result)
 
@@ -664,7 +777,7 @@ def _salvage(settings: Settings, wh: Warehouse, f: LandedFile, ledger: _Ledger, 
             if job.truncated:
                 raise _Rollback("partial", job.truncated)
             if rows == 0:
-                raise _Rollback("rejected", f"no line is a readable JSON record ({job.first_reason})")
+                raise _Rollback("rejected", f"no line or array element is a readable JSON record ({job.first_reason})")
             _unchanged_on_disk([f])
             version = ledger.versions.get(f.path.name, 0) + 1
             _record_file(

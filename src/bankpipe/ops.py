@@ -116,8 +116,27 @@ def status(wh: Warehouse) -> dict[str, Any]:
         "sources": sources,
         "rejected_files": wh.fetchone("select count(*) from ops.rejected_files")[0],
         **stream_issues(wh),
+        **record_issues(wh),
         "last_runs": runs,
     }
+
+
+def record_issues(wh: Warehouse) -> dict[str, Any]:
+    """Silver's verdicts per rule: records rejected (`silver.rejected_records`) and kept but flagged."""
+    out: dict[str, Any] = {"rejected_records": [], "flagged_records": []}
+    # Before the first transform (or on a warehouse from before issue 13) the tables do not exist yet.
+    for key, table, column in (
+        ("rejected_records", "rejected_records", "rule"),
+        ("flagged_records", "flagged_records", "flag"),
+    ):
+        if wh.table_exists("silver", table):
+            out[key] = _records(
+                wh.fetchall(
+                    f"select entity, {column}, count(*) from silver.{table} group by 1, 2 order by 3 desc, 1, 2"
+                ),
+                ("entity", column, "records"),
+            )
+    return out
 
 
 def _records(rows: list[tuple[Any, ...]], names: tuple[str, ...]) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 from tests.corpus.cases import Case
-from tests.corpus.run import Observed, corpus_settings, land_and_build
+from tests.corpus.run import REPLACED, Observed, corpus_settings, land_and_build
 
 
 def _where(case: Case, obs: Observed) -> tuple[str, str]:
@@ -55,7 +55,18 @@ def table(obs: Observed) -> str:
         where, reason = _where(c, obs)
         example = c.example.replace("|", "\\|")
         rows.append(f"| {c.number} | {c.kind} | {example} | {where} | {reason} |")
+    n = len(obs.cases)
+    versions = f"version {obs.replaced_versions} loaded; its records in silver once each"
+    example = f"`{REPLACED}` re-sent with one more record"
+    rows.append(f"| {n + 1} | same-named file with new content | {example} | {versions} | — |")
+    for i, (key, row) in enumerate(sorted(obs.masters.items()), start=n + 2):
+        flags = ", ".join(f"`{k}`" for k, v in row.items() if k.startswith(("is_unknown", "has_unknown")) and v)
+        where = f"kept in gold with {flags}; silver.flagged_records" if row else "not in gold"
+        rows.append(f"| {i} | new enumeration value in master data | {key} ({_NEW_VALUE[key]}) | {where} | warn test |")
     return "\n".join(rows)
+
+
+_NEW_VALUE = {"CUST-0099": "segmen `Diamond`", "ACC-00099": "tipe_akun `Giro`", "BANK-099": "jenis_bank `BPD`"}
 
 
 def main() -> int:

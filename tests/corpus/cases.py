@@ -349,13 +349,3 @@ def build() -> list[Case]:
     c.valid = {c.tid(1)}
 
     return cases
-
-
-# A same-named file with new content is a second pass: the first version loads, then the file is
-# replaced and the next pass loads the new version too (as version 2).
-RENAMED_CASE_KIND = "same-named file with new content"
-
-
-def master_expectations() -> dict[str, tuple[str, str]]:
-    """Master rows with a new enumeration value: key -> (gold table, flag column prefix)."""
-    return {"CUST-0099": ("dim_customers", "segment"), "ACC-00099": ("dim_accounts", "account_type")}

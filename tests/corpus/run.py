@@ -50,6 +50,12 @@ class Observed:
 
 
 REPLACED = "transaction_20251224_100099.json"
+# master rows with an enumeration value the pipeline has never seen: key -> (gold table, key column)
+MASTERS = {
+    "CUST-0099": ("dim_customers", "customer_id"),
+    "ACC-00099": ("dim_accounts", "account_id"),
+    "BANK-099": ("dim_banks", "bank_id"),
+}
 
 
 def _write(landing: Path, name: str, data: bytes, mtime: float | None) -> None:
@@ -162,13 +168,9 @@ def land_and_build(settings: Settings) -> Observed:
                 "select record_key, rule from silver.rejected_records where entity = 'transaction'"
             ):
                 obs.rejected.setdefault(key, set()).add(rule)
-            for key in ("CUST-0099",):
-                row = wh.fetchall("select * from gold.dim_customers where customer_id = ?", [key])
-                cols = [d[0] for d in wh.fetchall("describe gold.dim_customers")]
-                obs.masters[key] = dict(zip(cols, row[0], strict=True)) if row else {}
-            for key in ("ACC-00099",):
-                row = wh.fetchall("select * from gold.dim_accounts where account_id = ?", [key])
-                cols = [d[0] for d in wh.fetchall("describe gold.dim_accounts")]
+            for key, (table, column) in MASTERS.items():
+                cols = [d[0] for d in wh.fetchall(f"describe gold.{table}")]
+                row = wh.fetchall(f"select * from gold.{table} where {column} = ?", [key])
                 obs.masters[key] = dict(zip(cols, row[0], strict=True)) if row else {}
         obs.status |= ops.status(wh)
     return obs

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from tests.corpus.cases import SECRET_ID, Case, build
-from tests.corpus.run import REPLACED, Observed, corpus_settings, land_and_build
+from tests.corpus.run import MASTERS, REPLACED, Observed, corpus_settings, land_and_build
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -87,7 +87,7 @@ def test_a_same_named_file_with_new_content_loads_again_without_duplicates(obser
     assert observed.silver.get("TRX-990001") == 1 and observed.silver.get("TRX-990002") == 1
 
 
-@pytest.mark.parametrize("key", ["CUST-0099", "ACC-00099"])
+@pytest.mark.parametrize("key", sorted(MASTERS))
 def test_a_new_enumeration_value_keeps_the_master_row(observed: Observed, key: str) -> None:
     row = observed.masters.get(key)
     assert row, f"{key} with a new enumeration value did not reach gold"
@@ -95,5 +95,13 @@ def test_a_new_enumeration_value_keeps_the_master_row(observed: Observed, key: s
     assert flags, f"{key} reached gold without a flag: {row}"
 
 
-def test_status_reports_rejected_files(observed: Observed) -> None:
-    assert observed.status["rejected_files"] >= 4  # empty file, symlink, FIFO, directory
+def test_status_reports_every_kind_of_verdict(observed: Observed) -> None:
+    st = observed.status
+    assert st["rejected_files"] >= 4  # empty file, symlink, FIFO, directory
+    assert {r["file_name"] for r in st["partial_files"]} >= {"transaction_20251224_100001.json"}
+    assert st["rejected_lines"] == sum(len(c.bad_lines.get(f, [])) for c in CASES for f in c.files)
+    rules = {(r["entity"], r["rule"]) for r in st["rejected_records"]}
+    expected = {("transaction", rule) for c in CASES for rule in c.rejected.values()}
+    assert expected <= rules, expected - rules
+    flags = {r["flag"] for r in st["flagged_records"]}
+    assert {"unknown_segment", "unknown_account_type", "unknown_bank_type"} <= flags

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -175,8 +176,12 @@ def settings() -> Settings:
     """
     from pydantic import SecretStr
 
-    from bankpipe.settings import get_settings
+    from bankpipe.settings import PRIVATE_UMASK, get_settings
 
+    # Every task starts here: what it writes under the state dir holds customer data, so files 0600 and
+    # folders 0700, as the `bankpipe` CLI makes them (the task runs in its own process; Airflow's logs are not
+    # written by it). The state dir itself is made or tightened to 0700 by Settings.state.
+    os.umask(PRIVATE_UMASK)
     base = get_settings()
     conninfo = source_conninfo()
     if conninfo is None:

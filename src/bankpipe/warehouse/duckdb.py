@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import re
@@ -257,7 +258,12 @@ class DuckDBWarehouse:
         # The good lines go to a spool file that one INSERT … SELECT reads with DuckDB's streaming
         # reader: many small inserts in one transaction would hold every uncommitted row in memory
         # (830 MB for a 200 MB file, measured), one streaming insert writes row groups as it goes.
-        folder = Path(tempfile.mkdtemp(prefix="bankpipe-salvage-"))
+        # The spool holds transaction records: beside the warehouse (the state dir, 0700), never in /tmp. This
+        # process holds the file's only write connection, so a spool of this warehouse found here is a dead run's.
+        prefix = f"{self.path.name}.salvage-"
+        for stale in self.path.parent.glob(f"{glob.escape(prefix)}*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        folder = Path(tempfile.mkdtemp(prefix=prefix, dir=self.path.parent))
         try:
             spool = folder / "000000.jsonl"
             n = 0

@@ -37,15 +37,25 @@ def _admin() -> psycopg.Connection:
 
 
 @contextmanager
-def fresh_database() -> Iterator[str]:
-    """A fresh, empty database on the test PostgreSQL server (its URL), dropped afterwards."""
+def fresh_database(*, schema: bool = True) -> Iterator[str]:
+    """A fresh database on the test PostgreSQL server (its URL), dropped afterwards.
+
+    With `schema`, the source tables are created in it as a DBA would from `bankpipe source ddl`:
+    bankpipe itself never runs DDL on an external source. Without, it is empty.
+    """
     name = f"bankpipe_test_{uuid.uuid4().hex[:10]}"
     with _admin() as admin:
         admin.execute(f'create database "{name}"')
     params = conninfo_to_dict(ADMIN_URL)
     params["dbname"] = name
+    url = make_conninfo(**params)
     try:
-        yield make_conninfo(**params)
+        if schema:
+            from bankpipe.source.schema import create_schema
+
+            with psycopg.connect(url, autocommit=True) as dba:
+                create_schema(dba)
+        yield url
     finally:
         with _admin() as admin:
             admin.execute(f'drop database if exists "{name}" with (force)')
@@ -53,7 +63,7 @@ def fresh_database() -> Iterator[str]:
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
-    """A fresh, empty database on the test PostgreSQL server, dropped afterwards."""
+    """A fresh database on the test PostgreSQL server with the source schema (as a DBA made it), dropped afterwards."""
     with fresh_database() as url:
         yield url
 

@@ -7,7 +7,11 @@ Every day at 01:00 WIB the master tables of the source database (`location`, `ba
 source. A manual run may force either with the `mode` param.
 
 Calls `bankpipe.ingest.postgres.run` (the same function as `bankpipe ingest batch`). The source is
-the Airflow Connection `bankpipe_source` when defined, else `BANKPIPE_SOURCE_URL`.
+the Airflow Connection `bankpipe_source` when defined, else `BANKPIPE_SOURCE_URL`. Its login is a
+read-only role made once by a DBA from `bankpipe source ddl` (CONNECT, USAGE on the schema, SELECT
+on the five tables; no DDL, no writes): bankpipe never changes an external source's schema, it
+checks the tables, columns, `*_touch` triggers and grants on connect and fails in one line naming
+what is missing.
 Updates the asset `bankpipe.bronze.master_data`, which `03_transform_dbt` waits for.
 """
 

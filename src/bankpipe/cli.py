@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -411,6 +412,34 @@ def source_url() -> None:
     typer.echo(redact(source_conninfo(get_settings())))
 
 
+@source_app.command("ddl")
+@command
+def source_ddl(
+    role: Annotated[str, typer.Option("--role", help="The login role bankpipe extracts as.")] = "bankpipe_reader",
+    schema: Annotated[str, typer.Option("--schema", help="The schema holding the source tables.")] = "public",
+) -> None:
+    """Print the schema DDL and the reader's GRANTs, for a DBA to run once on an external source."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    from bankpipe.source.schema import ddl_statements, grant_statements
+
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", role) or not re.fullmatch(r"[a-z_][a-z0-9_]*", schema):
+        raise BankpipeError("--role and --schema must be plain lower-case SQL names (letters, digits, _)")
+    settings = get_settings()
+    database = settings.source_database
+    if settings.source_url is not None:
+        database = conninfo_to_dict(settings.source_url.get_secret_value()).get("dbname") or database
+    lines = [
+        "-- bankpipe source schema: run once as the tables' owner (bankpipe never runs DDL on an external source)",
+        f"set search_path to {schema};",
+        *(f"{st};" for st in ddl_statements()),
+        f"-- the reader: extracts only (SELECT; the snapshot functions are PUBLIC by default); set its password"
+        f" with \\password {role}",
+        *(st if st.startswith("--") else f"{st};" for st in grant_statements(role, schema, database)),
+    ]
+    typer.echo("\n".join(lines))
+
+
 @source_app.command("load-files")
 @command
 def source_load_files(directory: Annotated[Path, typer.Argument(help="Folder with the seed's batch files.")]) -> None:
@@ -419,7 +448,7 @@ def source_load_files(directory: Annotated[Path, typer.Argument(help="Folder wit
     from bankpipe.source.load import find_batch_files, load_files
 
     find_batch_files(directory)  # fail on a wrong folder before starting a database
-    with connect(get_settings()) as conn:
+    with connect(get_settings(), use="write") as conn:
         results = load_files(conn, directory)
     table = Table("table", "file", "rows", "new", "changed")
     for r in results:

@@ -48,7 +48,7 @@ def seed_demo(settings: Settings) -> str:
         return "source or landing folder already has data: demo generation skipped"
     out = settings.state / "demo"
     summary = generate(GenerateConfig(**DEMO, out=out, stream_out=landing))
-    with connect(settings) as conn:
+    with connect(settings, use="write") as conn:
         load_files(conn, out / "batch_source")
     return f"generated {summary}"
 

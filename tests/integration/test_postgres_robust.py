@@ -31,7 +31,7 @@ from bankpipe.ingest import postgres
 from bankpipe.settings import Settings, get_settings
 from bankpipe.source import embedded
 from bankpipe.source.db import connect
-from bankpipe.source.schema import COLUMNS
+from bankpipe.source.schema import COLUMNS, create_schema
 from bankpipe.warehouse import connect as wh_connect
 from bankpipe.warehouse.ddl import MASTER_TABLES
 from tests.integration.test_ingest_postgres import bronze_state, fill, source_state
@@ -89,6 +89,8 @@ def outage(server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> I
     with psycopg.connect(make_conninfo(**params), autocommit=True) as admin:
         admin.execute(f"create database {name}")
     url = make_conninfo(**(params | {"dbname": name, "password": PASSWORD}))
+    with psycopg.connect(url, autocommit=True) as dba:  # as the DBA: bankpipe runs no DDL on an external source
+        create_schema(dba)
     monkeypatch.setenv("BANKPIPE_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("BANKPIPE_SOURCE_URL", url)
     monkeypatch.setenv("BANKPIPE_SOURCE_CONNECT_ATTEMPTS", "3")

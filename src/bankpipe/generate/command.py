@@ -176,7 +176,7 @@ def generate_command(
         from bankpipe.source import connect
         from bankpipe.source.load import load_files
 
-        with connect(settings) as conn:
+        with connect(settings, use="write") as conn:
             results = load_files(conn, config.batch_dir)
         table = Table("table", "rows", "new", "changed", title="loaded into the source database", title_justify="left")
         for r in results:

@@ -85,7 +85,7 @@ def mutate(settings: Settings, seed: int, out: Path, rates: MutationRates | None
     truth.mkdir(parents=True, exist_ok=True)
     day = len(list(truth.glob("mutation_*.json"))) + 1
     rng = rng_for(seed, "mutate", day)
-    with connect(settings) as conn:
+    with connect(settings, use="write") as conn:
         customers = conn.execute("select id, segmen, location_id, bank_id, email from customer order by id").fetchall()
         accounts = conn.execute("select id, customer_id, tipe_akun, saldo from account order by id").fetchall()
         locations = [r[0] for r in conn.execute("select id from location order by id").fetchall()]

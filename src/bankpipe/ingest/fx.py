@@ -44,6 +44,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 
 from bankpipe import ops
 from bankpipe.errors import BankpipeError
+from bankpipe.redact import MASK, safe_url
 from bankpipe.settings import Settings
 from bankpipe.warehouse import Warehouse
 from bankpipe.warehouse import connect as warehouse_connect
@@ -316,22 +317,9 @@ def _log_retry(state: RetryCallState) -> None:
     log.info("FX API attempt %d failed (%s); retrying in %.2gs", state.attempt_number, _describe(exc), wait)
 
 
-# Query parameters that carry credentials in the APIs of this kind (exchangerate.host's access_key,
-# openexchangerates' app_id, the generic api_key / apikey / token ...).
-_SECRET_PARAM = re.compile(r"key|token|secret|password|signature|app_?id|auth", re.IGNORECASE)
-# A path segment that looks like a key (exchangerate-api v6: /v6/<24 hex>/latest/USD).
-_SECRET_SEGMENT = re.compile(r"^(?=[A-Za-z0-9_-]*\d)(?=[A-Za-z0-9_-]*[A-Za-z])[A-Za-z0-9_-]{20,}$")
-REDACTED = "***"
-
-
-def _safe_url(url: str) -> str:
-    """The URL without user:password or anything that looks like an API key, fit for logs, errors and bronze."""
-    parsed = httpx.URL(url)
-    params = [(k, REDACTED if _SECRET_PARAM.search(k) else v) for k, v in parsed.params.multi_items()]
-    path = "/".join(REDACTED if _SECRET_SEGMENT.match(seg) else seg for seg in parsed.path.split("/"))
-    safe = parsed.copy_with(username=None, password=None, path=path, query=None)
-    # Encoded by hand: httpx would percent-encode the redaction mark and the API's own commas.
-    return str(safe) + ("?" + "&".join(f"{k}={v}" for k, v in params) if params else "")
+# One redaction rule for every sink (bankpipe.redact); the old private name stays for callers.
+_safe_url = safe_url
+REDACTED = MASK
 
 
 class _RedactUrls(logging.Filter):

@@ -12,17 +12,12 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from bankpipe.errors import SourceError
+from bankpipe.redact import redact
 from bankpipe.settings import Settings
 from bankpipe.source import embedded
-from bankpipe.source.schema import create_schema
+from bankpipe.source.schema import check_schema, create_schema
 
 log = logging.getLogger(__name__)
-
-
-def redact(conninfo: str) -> str:
-    """A conninfo/URL with any password replaced by `***`, for messages and logs."""
-    out = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", conninfo)
-    return re.sub(r"(password=)\S+", r"\1***", out)
 
 
 def _ensure_database(admin_uri: str, name: str) -> None:
@@ -90,6 +85,9 @@ def _open(settings: Settings, conninfo: str, autocommit: bool) -> psycopg.Connec
     )
     try:
         params = _CONN_DEFAULTS | conninfo_to_dict(conninfo)
+    except psycopg.Error as exc:  # libpq quotes the piece it could not parse: it may be a password
+        raise SourceError(f"the source database URL cannot be parsed: {redact(str(exc).strip())}") from None
+    try:
         return retrying(psycopg.connect, make_conninfo(**params), autocommit=autocommit)
     except psycopg.OperationalError as exc:
         n = retrying.statistics.get("attempt_number", 1)
@@ -99,13 +97,31 @@ def _open(settings: Settings, conninfo: str, autocommit: bool) -> psycopg.Connec
         raise SourceError(f"cannot connect to the source database {redact(conninfo)}{tries}: {first}") from exc
 
 
+def _not_ready(settings: Settings, problems: list[str]) -> SourceError:
+    url = redact(settings.source_url.get_secret_value()) if settings.source_url else "(embedded)"
+    return SourceError(
+        f"source database {url}: {'; '.join(problems)}"
+        " (bankpipe never changes an external source's schema: a DBA runs the output of `bankpipe source ddl` once)"
+    )
+
+
 @contextmanager
-def connect(settings: Settings, *, autocommit: bool = False) -> Iterator[psycopg.Connection]:
-    """A psycopg connection to the source with its schema in place."""
+def connect(settings: Settings, *, autocommit: bool = False, use: str = "read") -> Iterator[psycopg.Connection]:
+    """A psycopg connection to the source with its schema in place.
+
+    The embedded source gets its schema created here. An external one (`BANKPIPE_SOURCE_URL`) is
+    the bank's system of record: bankpipe only checks it — tables, columns, triggers and the
+    privileges `use` ("read", or "write" for test-data loaders) needs — and names everything missing.
+    """
     conninfo = source_conninfo(settings)
     conn = _open(settings, conninfo, autocommit)
     with conn:
-        create_schema(conn)
+        if settings.source_url is None:
+            create_schema(conn)
+        else:
+            problems = check_schema(conn, use)
+            if problems:
+                raise _not_ready(settings, problems)
         if not autocommit:
             conn.commit()
         yield conn

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -68,6 +69,108 @@ end $$;
 """
 
 
+# Columns every table carries beyond the seed's, for incremental extraction and for people.
+AUDIT_COLUMNS = ["created_at", "updated_at"]
+
+# What each use of the source needs on every table. A reader only selects; the test-data writers
+# (`generate --to-postgres`, `source load-files`, the mutator) upsert and delete.
+PRIVILEGES: dict[str, tuple[str, ...]] = {
+    "read": ("SELECT",),
+    "write": ("SELECT", "INSERT", "UPDATE", "DELETE"),
+}
+
+# Functions the incremental extract calls (ingest/postgres.py `_snapshot`); PUBLIC may execute them
+# by default, a hardened database may have revoked that. Keyed by the first server version using them.
+SNAPSHOT_FUNCTIONS: dict[int, tuple[str, ...]] = {
+    130000: ("pg_current_snapshot()", "pg_snapshot_xmin(pg_snapshot)", "pg_snapshot_xmax(pg_snapshot)"),
+    0: ("txid_current_snapshot()", "txid_snapshot_xmin(txid_snapshot)", "txid_snapshot_xmax(txid_snapshot)"),
+}
+
+
+def ddl_statements() -> list[str]:
+    """The statements that create the source schema, in order; each is safe to run again."""
+    out = [_TOUCH_FN.strip()]
+    for name, cols in TABLES.items():
+        out.append(
+            f"create table if not exists {name} ({cols},\n"
+            "  created_at timestamptz not null default now(),\n"
+            "  updated_at timestamptz not null default now())"
+        )
+        out.append(f"create index if not exists {name}_updated_at_idx on {name} (updated_at, {KEYS[name]})")
+        out.append(f"drop trigger if exists {name}_touch on {name}")
+        out.append(
+            f"create trigger {name}_touch before update on {name} "
+            "for each row execute function bankpipe_touch_updated_at()"
+        )
+    return out
+
+
+def grant_statements(role: str, schema: str = "public", database: str = "source_bank") -> list[str]:
+    """The role and GRANTs a DBA runs once so that `role` can extract, and nothing more (no DDL, no writes)."""
+    tables = ", ".join(f"{schema}.{name}" for name in TABLES)
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", database):
+        database = '"' + database.replace('"', '""') + '"'  # as written in the URL: case and dashes kept
+    functions = ", ".join(SNAPSHOT_FUNCTIONS[130000])
+    return [
+        f"create role {role} login",
+        f"grant connect on database {database} to {role}",
+        f"grant usage on schema {schema} to {role}",
+        f"grant select on {tables} to {role}",
+        # PUBLIC holds EXECUTE on these by default; needed only where a DBA revoked it (12: txid_*).
+        f"-- grant execute on function {functions} to {role}",
+    ]
+
+
+def check_schema(conn: psycopg.Connection, use: str = "read") -> list[str]:
+    """What is missing for `use` ("read" or "write"): tables, columns, triggers, privileges; [] when ready.
+
+    Catalog reads only (no locks, no DDL), run as the connecting role.
+    """
+    problems: list[str] = []
+    role = conn.execute("select current_user").fetchone()[0]  # type: ignore[index]
+    for table, seed in COLUMNS.items():
+        oid = conn.execute("select to_regclass(%s)::oid", (table,)).fetchone()[0]  # type: ignore[index]
+        if oid is None:
+            # Present in a schema the role may not use? Say so rather than "missing".
+            hidden = conn.execute(
+                "select n.nspname from pg_class c join pg_namespace n on n.oid = c.relnamespace"
+                " where c.relname = %s and c.relkind in ('r', 'p') and not has_schema_privilege(n.oid, 'USAGE')"
+                " order by n.nspname = 'public' desc limit 1",
+                (table,),
+            ).fetchone()
+            problems.append(f"role {role} lacks USAGE on schema {hidden[0]}" if hidden else f"missing table {table}")
+            continue
+        have = {
+            r[0]
+            for r in conn.execute(
+                "select attname from pg_attribute where attrelid = %s and attnum > 0 and not attisdropped", (oid,)
+            )
+        }
+        lacking = [c for c in [*seed, *AUDIT_COLUMNS] if c not in have]
+        if lacking:
+            problems.append(f"table {table} lacks column{'s' if len(lacking) > 1 else ''} {', '.join(lacking)}")
+        trigger = conn.execute(
+            "select tgenabled from pg_trigger where tgrelid = %s and tgname = %s and not tgisinternal",
+            (oid, f"{table}_touch"),
+        ).fetchone()
+        if trigger is None:
+            problems.append(f"trigger {table}_touch missing")
+        elif trigger[0] == "D":
+            problems.append(f"trigger {table}_touch disabled")
+        denied = [
+            p for p in PRIVILEGES[use] if not conn.execute("select has_table_privilege(%s, %s)", (oid, p)).fetchone()[0]
+        ]  # type: ignore[index]
+        if denied:
+            problems.append(f"role {role} lacks {'/'.join(denied)} on {table}")
+    version = conn.info.server_version
+    functions = SNAPSHOT_FUNCTIONS[130000 if version >= 130000 else 0]
+    for fn in functions:
+        if not conn.execute("select has_function_privilege(%s, 'EXECUTE')", (fn,)).fetchone()[0]:  # type: ignore[index]
+            problems.append(f"role {role} lacks EXECUTE on function {fn}")
+    # Dedupe (a USAGE problem is reported once for all its tables), keeping the order.
+    return list(dict.fromkeys(problems))
+
+
 def schema_ready(conn: psycopg.Connection) -> bool:
     """Whether every source table and its trigger exist (a cheap catalog read, no locks)."""
     row = conn.execute(
@@ -81,22 +184,10 @@ def create_schema(conn: psycopg.Connection) -> None:
     """Create the source tables, indexes and the updated_at trigger; safe to run again.
 
     Does nothing when the schema is complete: DDL takes exclusive locks, and this runs on every
-    connect, next to writers and extractors.
+    connect of the embedded source, next to writers and extractors.
     """
     if schema_ready(conn):
         return
     with conn.transaction():
-        conn.execute(_TOUCH_FN)
-        for name, cols in TABLES.items():
-            conn.execute(
-                f"create table if not exists {name} ({cols},\n"
-                "  created_at timestamptz not null default now(),\n"
-                "  updated_at timestamptz not null default now())"
-            )
-            key = KEYS[name]
-            conn.execute(f"create index if not exists {name}_updated_at_idx on {name} (updated_at, {key})")
-            conn.execute(f"drop trigger if exists {name}_touch on {name}")
-            conn.execute(
-                f"create trigger {name}_touch before update on {name} "
-                "for each row execute function bankpipe_touch_updated_at()"
-            )
+        for statement in ddl_statements():
+            conn.execute(statement)

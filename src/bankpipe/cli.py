@@ -18,6 +18,7 @@ from rich.text import Text
 
 from bankpipe.errors import BankpipeError
 from bankpipe.logs import console, setup
+from bankpipe.redact import redact
 from bankpipe.settings import PRIVATE_UMASK, get_settings, secure_state_dir
 
 log = logging.getLogger("bankpipe")
@@ -60,7 +61,8 @@ def command(fn: Callable[..., Any]) -> Callable[..., Any]:
             return fn(*args, **kwargs)
         except BankpipeError as exc:
             log.debug("command failed", exc_info=True)
-            console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+            # Messages quote file names, ids and values from records: printed as text, never as rich markup.
+            console.print(f"[red]error:[/red] {escape(redact(str(exc)))}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
         except (KeyboardInterrupt, typer.Exit, typer.BadParameter):
             raise
@@ -68,9 +70,10 @@ def command(fn: Callable[..., Any]) -> Callable[..., Any]:
             # A bug, not a user error: one line here, the traceback in the log file.
             log.debug("unexpected failure", exc_info=True)
             logfile = get_settings().log_dir / "bankpipe.log"
+            text = redact(str(exc)).splitlines()[0] if str(exc) else ""
             console.print(
-                f"[red]internal error:[/red] {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-                f" (traceback in {logfile})",
+                f"[red]internal error:[/red] {type(exc).__name__}: {escape(text)}"
+                f" (traceback in {escape(str(logfile))})",
                 highlight=False,
                 soft_wrap=True,
             )
@@ -165,8 +168,8 @@ def run(
         # Which step stopped the run, in front of its one line (the steps after it did not run).
         raise BankpipeError(f"{current[0]} failed: {exc}") from exc
     for name, summary in report.steps:
-        console.print(f"[green]✓[/green] {name}: {summary}", highlight=False)
-    console.print(f"warehouse: {settings.warehouse_location}", highlight=False)
+        console.print(f"[green]✓[/green] {name}: {escape(summary)}", highlight=False)
+    console.print(f"warehouse: {escape(settings.warehouse_location)}", highlight=False)
     console.print(
         "where to look: bankpipe status · bankpipe ml report · bankpipe dashboard (http://127.0.0.1:8501)",
         highlight=False,
@@ -206,7 +209,7 @@ def docs() -> None:
     """Generate the dbt documentation site (catalog + manifest) under the state dir."""
     from bankpipe import transform as tf
 
-    console.print(f"dbt docs written to {tf.docs_generate(get_settings())}", highlight=False)
+    console.print(Text(f"dbt docs written to {tf.docs_generate(get_settings())}"), highlight=False)
 
 
 @ml_app.command("train")
@@ -218,7 +221,7 @@ def ml_train(target: Annotated[str, typer.Option("--target", help="fraud or stat
     if target not in ("fraud", "status"):
         raise typer.BadParameter("--target must be fraud or status")
     for line in train.run(get_settings(), target).headline():
-        console.print(line, highlight=False)
+        console.print(Text(line), highlight=False)
 
 
 @ml_app.command("score")
@@ -246,7 +249,7 @@ def ml_score(
 
     settings = get_settings()
     mode = "all" if rescore_all else "stale" if rescore else None
-    console.print(score.run(settings, rescore=mode).line(), highlight=False)
+    console.print(Text(score.run(settings, rescore=mode).line()), highlight=False)
     monitor.run(settings)
 
 
@@ -258,8 +261,8 @@ def ml_report() -> None:
 
     r = report.run(get_settings())
     for line in r.headline:
-        console.print(line, highlight=False)
-    console.print(f"report: {r.html}", highlight=False)
+        console.print(Text(line), highlight=False)
+    console.print(Text(f"report: {r.html}"), highlight=False)
 
 
 @app.command("dashboard")
@@ -351,7 +354,8 @@ def ingest_fx(
 
     r = fx.run(get_settings(), start.date() if start else None, end.date() if end else None)
     console.print(
-        f"{r.inserted} new rates ({r.fetched} fetched) for USD→{', '.join(r.quotes)} from {r.source}", highlight=False
+        Text(f"{r.inserted} new rates ({r.fetched} fetched) for USD→{', '.join(r.quotes)} from {r.source}"),
+        highlight=False,
     )
 
 
@@ -367,7 +371,7 @@ def source_up() -> None:
     settings = get_settings()
     with connect(settings):
         pass
-    console.print(f"source database up: {redact(source_conninfo(settings))}", highlight=False)
+    console.print(Text(f"source database up: {redact(source_conninfo(settings))}"), highlight=False)
 
 
 @source_app.command("down")
@@ -393,7 +397,7 @@ def source_status() -> None:
 
     settings = get_settings()
     if settings.source_url is not None:
-        console.print(f"external source: {redact(settings.source_url.get_secret_value())}", highlight=False)
+        console.print(Text(f"external source: {redact(settings.source_url.get_secret_value())}"), highlight=False)
         return
     st = embedded.status(settings.pgdata)
     if st.running:
@@ -452,7 +456,7 @@ def source_load_files(directory: Annotated[Path, typer.Argument(help="Folder wit
         results = load_files(conn, directory)
     table = Table("table", "file", "rows", "new", "changed")
     for r in results:
-        table.add_row(r.table, r.file.name, str(r.rows), str(r.inserted), str(r.updated))
+        table.add_row(r.table, Text(r.file.name), str(r.rows), str(r.inserted), str(r.updated))  # a file name: text
     console.print(table)
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from bankpipe.redact import redact
 from bankpipe.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,8 @@ def step(wh: Warehouse, name: str, run_id: str | None = None) -> Iterator[StepRu
     try:
         yield run
     except BaseException as exc:
-        status, error = "failed", f"{type(exc).__name__}: {exc}"[:2000]
+        # Redacted: the run log is read by people (status, dashboard) and may quote a conninfo or a URL.
+        status, error = "failed", redact(f"{type(exc).__name__}: {exc}")[:2000]
         raise
     finally:
         wh.execute(

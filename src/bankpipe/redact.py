@@ -24,7 +24,9 @@ _SECRET_SEGMENT = re.compile(r"^(?=[A-Za-z0-9_-]*\d)(?=[A-Za-z0-9_-]*[A-Za-z])[A
 
 # `scheme://user:` then everything up to the LAST `@` on the line: a password may hold a raw `@`
 # (invalid in a URL, yet people write it, and libpq then splits it at the first one).
-_URL_USERINFO = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]*:)[^\n]*@")
+# (http(s) URLs are parsed instead, by `safe_url`: their path and query hold API keys, and a port
+# followed by an e-mail address on the same line must not swallow the path.)
+_URL_USERINFO = re.compile(r"(\b(?!https?://)[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]*:)[^\n]*@", re.IGNORECASE)
 # key=value password, any spacing, quoted (with \' and \\ escapes) or bare.
 _KV_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'?|\S+)", re.IGNORECASE)
 # libpq's parse errors quote the offending piece of the conninfo, which may be part of a password:
@@ -89,9 +91,9 @@ def _rebuild(text: str, params: dict[str, str]) -> str:
 
 def _patterns(text: str) -> str:
     """The conservative masks, for text that is not (only) a conninfo."""
-    out = _URL_USERINFO.sub(rf"\1{MASK}@", text)
+    out = _HTTP_URL.sub(lambda m: safe_url(m.group(0)), text)
+    out = _URL_USERINFO.sub(rf"\1{MASK}@", out)
     out = _KV_PASSWORD.sub(rf"\1{MASK}", out)
-    out = _HTTP_URL.sub(lambda m: safe_url(m.group(0)), out)
     if _PARSE_ERROR.search(out):
         # `"="` is libpq naming the separator it wanted, not a piece of the conninfo.
         out = _QUOTED.sub(lambda m: m.group(0) if m.group(0) == '"="' else f'"{MASK}"', out)

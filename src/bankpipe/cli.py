@@ -328,13 +328,14 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
         console.print(by_file)
     runs = Table("step", "started", "status", "rows in", "rows out", "error")
     for r in st["last_runs"]:
+        # An error quotes what failed (a file name, a value, a server's message): a Text cell, not markup.
         runs.add_row(
-            r["step"],
+            Text(r["step"]),
             f"{r['started_at']:%Y-%m-%d %H:%M:%S}",
-            r["status"],
+            Text(r["status"]),
             str(r["rows_in"]),
             str(r["rows_out"]),
-            r["error"] or "",
+            Text(r["error"] or ""),
         )
     console.print(runs)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
@@ -96,12 +97,12 @@ class Filters:
             return "true", []
         return f"{column} between ? and ?", [self.start, self.end]
 
-    def describe(self) -> str:
-        """One line naming the active filters, for captions."""
+    def describe(self, quote: Callable[[str], str] = str) -> str:
+        """One line naming the active filters, for captions; `quote` renders each value (they are data)."""
         bits = [f"{self.start} → {self.end}"] if self.start and self.end else ["all dates"]
         for label, values in (("bank", self.banks), ("segment", self.segments), ("province", self.provinces)):
             if values:
-                bits.append(f"{label}: {', '.join(values)}")
+                bits.append(f"{label}: {', '.join(quote(v) for v in values)}")
         return " · ".join(bits)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -132,10 +133,24 @@ def busy_page() -> None:
     )
 
 
+# What Streamlit's markdown would read as markup: emphasis, links and images, raw HTML, code, tables,
+# strikethrough, LaTeX, `:color[…]` and `:icon:` directives, entity references, e-mail and www. autolinks
+# (an escaped colon also stops `http://` autolinks). ASCII punctuation only: CommonMark lets a backslash
+# escape exactly those, and renders the character itself.
+_MD_SPECIAL = re.compile(r"[\\`*_\[\]()<>#!|~$:{}&@]|(?<=www)\.", re.IGNORECASE)
+
+
+def md_escape(value: Any) -> str:
+    """`value` as literal text inside Streamlit markdown (st.markdown, captions, info boxes): data, never markup."""
+    text = " ".join(str(value).splitlines())  # a newline in a value must not start a block (heading, list)
+    return _MD_SPECIAL.sub(lambda m: "\\" + m.group(0), text)
+
+
 def header(title: str, flt: filters.Filters, note: str | None = None) -> None:
     """Page title with the active filters underneath (and an optional note on what they cover)."""
     st.title(title)
-    st.caption(f"Filters: {flt.describe()}" + (f" — {note}" if note else ""))
+    # Filter values are data (bank ids, segments, provinces from the source): escaped; the note is ours.
+    st.caption(f"Filters: {flt.describe(md_escape)}" + (f" — {note}" if note else ""))
 
 
 def empty_state(detail: str | None = None) -> None:

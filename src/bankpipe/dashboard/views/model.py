@@ -29,7 +29,8 @@ def versions_section(reg: queries.Registry) -> None:
     """The registry's versions, and the champion against the newest challenger."""
     st.subheader("Registered versions")
     if reg.versions is None:
-        st.info(reg.reason or "No model registered yet — run `bankpipe ml train`.")
+        # The reason may quote an error from the registry (paths, messages): text, not markup.
+        st.info(ui.md_escape(reg.reason) if reg.reason else "No model registered yet — run `bankpipe ml train`.")
         return
     versions = reg.versions
     primary = versions["primary_metric"].fillna("")

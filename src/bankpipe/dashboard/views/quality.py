@@ -122,7 +122,8 @@ def render() -> None:
     else:
         unbalanced = int((~recon["is_balanced"].astype(bool)).sum())
         if unbalanced:
-            st.error(f"{unbalanced} currency(ies) do not reconcile: " + "; ".join(recon["failure_message"].dropna()))
+            failures = ui.md_escape("; ".join(recon["failure_message"].dropna()))  # quotes currency codes: data
+            st.error(f"{unbalanced} currency(ies) do not reconcile: {failures}")
         else:
             st.success(f"All {len(recon)} currencies reconcile: bronze = silver + rejected, gold = silver.")
         layers = recon.melt(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
@@ -33,17 +35,23 @@ def history(settings: Settings, src: queries.Source, transaction_id: str) -> Non
     """The alerted transaction and its account's transactions around it."""
     data = queries.transaction_history(settings, src, transaction_id)
     if data is None or data["anchor"].empty:
-        st.warning(f"Transaction {transaction_id} is not in gold.fact_transaction_enriched.")
+        # The id comes from the URL (`?transaction=`) as much as from the data: text, never markup.
+        st.warning(f"Transaction {ui.md_escape(transaction_id)} is not in gold.fact_transaction_enriched.")
         return
     a = data["anchor"].iloc[0]
     flags = [label for column, label in FLAG_LABELS.items() if bool(a[column])]
     score = "no alert" if pd.isna(a["alert_score"]) else f"alert score {a['alert_score']:.3f}"
-    channel = a["channel"] if isinstance(a["channel"], str) else "an unknown channel"
-    counterparty = a["counterparty_account_id"] if isinstance(a["counterparty_account_id"], str) else "no counterparty"
+    # Every value below comes from a record (stream or source): escaped, so a channel or an id cannot plant a
+    # link or markup in the line; only the bold around the ids is ours.
+    e = ui.md_escape
+    channel = e(a["channel"]) if isinstance(a["channel"], str) else "an unknown channel"
+    counterparty = (
+        e(a["counterparty_account_id"]) if isinstance(a["counterparty_account_id"], str) else "no counterparty"
+    )
     st.markdown(
-        f"**{a['transaction_id']}** · account **{a['account_id']}** · {a['transaction_at']:%Y-%m-%d %H:%M:%S} · "
-        f"{a['transaction_type']} {a['status']} via {channel} · "
-        f"{a['amount']:,.2f} {a['currency']} ({ui.money(a['amount_idr'])}) · to {counterparty} · "
+        f"**{e(a['transaction_id'])}** · account **{e(a['account_id'])}** · {a['transaction_at']:%Y-%m-%d %H:%M:%S} · "
+        f"{e(a['transaction_type'])} {e(a['status'])} via {channel} · "
+        f"{a['amount']:,.2f} {e(a['currency'])} ({ui.money(a['amount_idr'])}) · to {counterparty} · "
         f"{score} · flags: {', '.join(flags) or 'none'}"
     )
     hist = data["history"]
@@ -112,7 +120,10 @@ def render() -> None:
             )
         with c2:
             ui.plot(px.histogram(alerts, x="score", nbins=40, title="Alert scores"), key="risk_alert_scores")
-        table = alerts.assign(history="?" + QUERY_PARAM + "=" + alerts["transaction_id"])
+        # URL-encoded: an id with `&`, `#` or `/` in it still opens its own history, and nothing else.
+        table = alerts.assign(
+            history=["?" + urlencode({QUERY_PARAM: transaction_id}) for transaction_id in alerts["transaction_id"]]
+        )
         st.dataframe(
             table[
                 [

@@ -44,7 +44,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 
 from bankpipe import ops
 from bankpipe.errors import BankpipeError
-from bankpipe.redact import MASK, safe_url
+from bankpipe.redact import MASK, redact, safe_url
 from bankpipe.settings import Settings
 from bankpipe.warehouse import Warehouse
 from bankpipe.warehouse import connect as warehouse_connect
@@ -343,8 +343,11 @@ class _HttpClient:
 
     def __init__(self, base_url: str, *, timeout_s: float, retries: int, backoff_s: float | None = None) -> None:
         if not base_url.startswith(("http://", "https://")):
-            raise BankpipeError(f"BANKPIPE_FX_API_URL must be an http(s) URL, got {base_url!r}")
-        self.base_url = base_url.rstrip("/")
+            raise BankpipeError(f"BANKPIPE_FX_API_URL must be an http(s) URL, got {redact(base_url)!r}")
+        # A query in the base URL carries the API key of APIs that want it there (`?access_key=`,
+        # `?app_id=`); it is added to every request's own query.
+        base, _, self.base_query = base_url.partition("?")
+        self.base_url = base.rstrip("/")
         self.timeout_s = timeout_s
         self.attempts = max(1, retries + 1)
         self.backoff_s = BACKOFF_S if backoff_s is None else backoff_s
@@ -360,6 +363,8 @@ class _HttpClient:
     def get_json(self, http: httpx.Client, path: str) -> tuple[str, Any]:
         """GET `base_url + path` with retries; return (URL for the record, parsed JSON)."""
         url = self.base_url + path
+        if self.base_query:
+            url += ("&" if "?" in path else "?") + self.base_query
         shown = _safe_url(url)
 
         def attempt() -> httpx.Response:

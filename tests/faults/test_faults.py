@@ -104,3 +104,30 @@ def test_a_registry_killed_while_being_created_is_absent_or_whole(tmp_path: Path
     s = Settings(state_dir=state)
     assert registry.champion(s, "fraud") is None  # opens (and if need be creates) the registry: no error
     assert registry.experiment_id(s, registry.client(s))
+
+
+def test_status_shows_a_killed_step_as_interrupted_once_it_ran_again(tmp_path: Path) -> None:
+    """A SIGKILLed step leaves its run-log row `running`; a later run of the step makes status say `interrupted`."""
+    from bankpipe import ops
+    from bankpipe.warehouse.duckdb import DuckDBWarehouse
+
+    with DuckDBWarehouse(tmp_path / "w.duckdb") as wh:
+        wh.ensure_schemas()
+        killed = ops.now()
+        wh.execute(
+            "insert into ops.run_log (run_id, step, started_at, status) values ('k', 'transform', ?, 'running')",
+            [killed],
+        )
+        wh.execute(
+            "insert into ops.run_log (run_id, step, started_at, status) values ('f', 'ingest.fx', ?, 'running')",
+            [killed],
+        )
+        assert {r["step"]: r["status"] for r in ops.status(wh)["last_runs"]} == {
+            "transform": "running",
+            "ingest.fx": "running",
+        }
+        with ops.step(wh, "transform"):
+            pass
+        got = sorted((r["step"], r["status"]) for r in ops.status(wh)["last_runs"])
+    # ingest.fx has no later run: it may still be running for all status can tell.
+    assert got == [("ingest.fx", "running"), ("transform", "interrupted"), ("transform", "success")]

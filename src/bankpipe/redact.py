@@ -9,10 +9,10 @@ raw `@` in its password — is masked too, at the cost of sometimes masking a li
 
 from __future__ import annotations
 
+import logging
 import re
-from urllib.parse import quote, unquote
-
-import httpx
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit
 
 MASK = "***"
 
@@ -31,13 +31,16 @@ _URL_USERINFO = re.compile(r"(\b(?!https?://)[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]*
 _KV_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'?|\S+)", re.IGNORECASE)
 # libpq's parse errors quote the offending piece of the conninfo, which may be part of a password:
 # `missing "=" after "word'" in connection info string`, `invalid percent-encoded token: "p%zz"`.
-_PARSE_ERROR = re.compile(r"connection info string|URI|percent-encoded", re.IGNORECASE)
+# (Case-sensitive, whole word: "during" or "security" must not trigger it.)
+_PARSE_ERROR = re.compile(r"connection info string|\bURI\b|percent-encoded")
 _QUOTED = re.compile(r'"[^"\n]*"')
 _HTTP_URL = re.compile(r"\bhttps?://[^\s\"'<>]+", re.IGNORECASE)
 
 
 def safe_url(url: str) -> str:
     """The URL without user:password or anything that looks like an API key, fit for logs, errors and bronze."""
+    import httpx  # here, not at the top: `import bankpipe` installs the log redaction and must stay light
+
     try:
         parsed = httpx.URL(url)
     except Exception:  # not a URL httpx can take: mask conservatively rather than fail a log line
@@ -47,6 +50,21 @@ def safe_url(url: str) -> str:
     safe = parsed.copy_with(username=None, password=None, path=path, query=None)
     # Encoded by hand: httpx would percent-encode the redaction mark and the API's own commas.
     return str(safe) + ("?" + "&".join(f"{k}={v}" for k, v in params) if params else "")
+
+
+def _url_has_secret(url: str) -> bool:
+    """Whether `safe_url` would mask anything (other URLs are left exactly as written)."""
+    try:
+        parts = urlsplit(url)
+        userinfo = "@" in parts.netloc
+    except ValueError:
+        return True
+    keys = [kv.split("=", 1)[0] for kv in parts.query.split("&") if kv]
+    return (
+        userinfo
+        or any(_SECRET_PARAM.search(unquote(k)) for k in keys)
+        or any(_SECRET_SEGMENT.match(seg) for seg in parts.path.split("/"))
+    )
 
 
 def _conninfo_dict(text: str) -> dict[str, str] | None:
@@ -91,7 +109,7 @@ def _rebuild(text: str, params: dict[str, str]) -> str:
 
 def _patterns(text: str) -> str:
     """The conservative masks, for text that is not (only) a conninfo."""
-    out = _HTTP_URL.sub(lambda m: safe_url(m.group(0)), text)
+    out = _HTTP_URL.sub(lambda m: safe_url(m.group(0)) if _url_has_secret(m.group(0)) else m.group(0), text)
     out = _URL_USERINFO.sub(rf"\1{MASK}@", out)
     out = _KV_PASSWORD.sub(rf"\1{MASK}", out)
     if _PARSE_ERROR.search(out):
@@ -116,3 +134,29 @@ def redact(text: str) -> str:
         for form in {secret, quote(secret, safe=""), quote(secret), unquote(secret)}:
             out = out.replace(form, MASK)
     return out
+
+
+def install_log_redaction() -> None:
+    """Redact the message of every record logged under `bankpipe.*`, whatever handler writes it.
+
+    The CLI's handlers redact their whole output (logs.RedactingFormatter); this also covers the
+    handlers bankpipe does not own — Airflow's task logs, pytest's capture, a host application's.
+    """
+    base = logging.getLogRecordFactory()
+    if getattr(base, "_bankpipe_redacting", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = base(*args, **kwargs)
+        if record.name == "bankpipe" or record.name.startswith("bankpipe."):
+            try:
+                message = record.getMessage()
+            except Exception:  # a malformed record is the handler's to report, as without us
+                return record
+            shown = redact(message)
+            if shown != message:
+                record.msg, record.args = shown, None
+        return record
+
+    factory._bankpipe_redacting = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)

@@ -121,3 +121,27 @@ def test_an_unparseable_source_url_fails_in_one_line_without_the_password(tmp_pa
     with pytest.raises(SourceError, match="cannot be parsed") as err, connect(settings):
         pass
     assert "word" not in str(err.value).replace("password", "") and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "see http://127.0.0.1:8501 for the dashboard",
+        'GET http://h/p?q=a%20b&to=IDR,SGD failed during "loading"',
+        'security review: "Pw" is a column name',
+        "sqlite:////tmp/state/mlflow.db",
+    ],
+)
+def test_text_without_secrets_is_left_exactly_as_written(text: str) -> None:
+    assert redact(text) == text
+
+
+def test_every_bankpipe_log_record_is_redacted_whatever_the_handler(caplog: pytest.LogCaptureFixture) -> None:
+    """Airflow's handlers and pytest's capture are not bankpipe's: the record itself is redacted."""
+    import bankpipe  # noqa: F401  (installs the record factory)
+
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("bankpipe.source.db").info("source %s", "host=db password='p@ss word' dbname=x")
+        logging.getLogger("elsewhere").info("source %s", "password=untouched")
+    assert caplog.records[0].getMessage() == "source host=db password=*** dbname=x"
+    assert caplog.records[1].getMessage() == "source password=untouched"  # not ours to change

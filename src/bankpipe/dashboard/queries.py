@@ -32,6 +32,7 @@ import streamlit as st
 
 from bankpipe.dashboard.filters import Filters
 from bankpipe.errors import WarehouseBusyError
+from bankpipe.redact import redact
 from bankpipe.settings import Settings
 from bankpipe.warehouse import Warehouse, connect
 
@@ -818,7 +819,9 @@ def _registry(uri: str, version: int) -> Registry:
                 )
     except Exception as exc:  # a registry we cannot read is shown as such, never as a crash
         log.warning("cannot read the model registry at %s: %s", uri, exc)
-        return Registry(None, f"cannot read the model registry: {type(exc).__name__}: {str(exc).splitlines()[0]}")
+        # Shown on the page: an MLflow server's database URI in the error may carry its password.
+        first = redact(str(exc)).splitlines()[0] if str(exc) else ""
+        return Registry(None, f"cannot read the model registry: {type(exc).__name__}: {first}")
     if not rows:
         return Registry(None, "no model registered yet — run `bankpipe ml train`")
     df = pd.DataFrame(rows).sort_values(["model_name", "created_at"], ascending=[True, False]).reset_index(drop=True)

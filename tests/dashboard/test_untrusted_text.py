@@ -8,12 +8,15 @@ reconciliation message); every page is rendered with AppTest and `bankpipe statu
 from __future__ import annotations
 
 import html
+import json
 import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+import plotly.express as px
 import pytest
 from markdown_it import MarkdownIt
 from typer.testing import CliRunner
@@ -22,7 +25,7 @@ from bankpipe.cli import app
 from bankpipe.dashboard import ui
 from bankpipe.settings import Settings
 from bankpipe.warehouse import connect
-from tests.dashboard.apptest import PAGES, open_page, problems
+from tests.dashboard.apptest import PAGES, charts, open_page, problems
 from tests.dashboard.warehouse import Built
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -103,11 +106,19 @@ def assert_literal(at: Any) -> str:
     return "\n".join(seen)
 
 
+def assert_charts_literal(at: Any) -> str:
+    """No Plotly figure carries a data value as Plotly's pseudo-HTML (tags, links); return the figures' JSON."""
+    spec = json.dumps(charts(at))
+    assert "<b>x</b>" not in spec and "<a " not in spec
+    return spec
+
+
 @pytest.mark.parametrize("page", PAGES)
 def test_every_page_shows_hostile_values_as_text(hostile_app: Settings, page: str) -> None:
     at = open_page(page)
     assert not problems(at) or page == "quality", problems(at)
     assert_literal(at)
+    assert_charts_literal(at)
 
 
 def test_risk_history_line_shows_the_values_literally(hostile_app: Settings) -> None:
@@ -118,6 +129,8 @@ def test_risk_history_line_shows_the_values_literally(hostile_app: Settings) -> 
     # The reader sees exactly what the record holds: the id, the channel and the counterparty.
     assert HOSTILE_ID in seen
     assert f"via {HOSTILE}" in seen and f"to {HOSTILE}" in seen
+    # In the history chart (hover data, the title) the same values are entity-escaped: drawn, not obeyed.
+    assert "&lt;b&gt;x&lt;/b&gt;" in assert_charts_literal(at)
     # The alert's history link is URL-encoded: it opens this id's history and nothing else.
     table = next(df.value for df in at.dataframe if "history" in df.value.columns)
     links = [h for h in table["history"] if "transaction=" in h and "bold" in h]
@@ -146,6 +159,16 @@ def test_status_prints_markup_literally(hostile_app: Settings) -> None:
     shown = result.output + (result.stderr if result.stderr_bytes is not None else "")
     assert FILE_NAME in shown
     assert "[red]x[/red]" in shown and LINK in shown  # the run-log error, as logged
+
+
+def test_plotly_texts_are_entity_escaped() -> None:
+    df = pd.DataFrame({"day": ["d1", "d2"], "n": [1, 2], "channel": [HOSTILE, "mobile"]})
+    fig = ui.literal_text(px.bar(df, x="day", y="n", color="channel", title=f"Account {HOSTILE_ID}"))
+    spec = fig.to_json()
+    assert "<b>x</b>" not in spec
+    names = [t.name for t in fig.data]
+    assert HOSTILE.replace("<", "&lt;").replace(">", "&gt;") in names and "mobile" in names
+    assert fig.layout.title.text == "Account TRX-**bold**&lt;b&gt;x&lt;/b&gt;[red]x[/red]"
 
 
 def test_md_escape_keeps_plain_ids_and_escapes_markup() -> None:

@@ -10,6 +10,7 @@ from contextvars import ContextVar
 from datetime import date
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
@@ -172,8 +173,50 @@ def require_data(settings: Settings, src: queries.Source) -> None:
     st.stop()
 
 
+# Plotly reads a subset of HTML in every text it draws (legend entries, tick labels, hover labels, titles):
+# `<a href=…>` makes a link, `<b>` bold. Values from records reach it as categories, names and hover data.
+_PLOTLY_ENTITIES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+_TRACE_TEXT = ("x", "y", "text", "hovertext", "customdata", "labels", "ids", "parents", "locations")
+
+
+def _plotly_literal(value: Any) -> Any:
+    """`value` with every string in it entity-escaped, so Plotly draws it as the characters it holds."""
+    if isinstance(value, str):
+        return value.translate(_PLOTLY_ENTITIES)
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind in "OUS":
+            return np.vectorize(_plotly_literal, otypes=[object])(value) if value.size else value
+        return value
+    if isinstance(value, list | tuple):
+        return type(value)(_plotly_literal(v) for v in value)
+    return value
+
+
+def literal_text(fig: go.Figure) -> go.Figure:
+    """Make every data-derived text in `fig` literal for Plotly (its pseudo-HTML would render tags and links)."""
+    for trace in fig.data:
+        name = trace.name if isinstance(getattr(trace, "name", None), str) else None
+        if name and any(ch in name for ch in "&<>") and isinstance(getattr(trace, "hovertemplate", None), str):
+            # Plotly Express writes each group's value into the template itself (`channel=<value><br>…`).
+            template = trace.hovertemplate
+            for end in ("<br>", "<extra>"):
+                template = template.replace(f"={name}{end}", f"={_plotly_literal(name)}{end}")
+            trace.hovertemplate = template
+        for attr in ("name", *_TRACE_TEXT):
+            if attr in trace and trace[attr] is not None:
+                trace[attr] = _plotly_literal(trace[attr])
+        if trace.type == "sankey":
+            trace.node.label = _plotly_literal(trace.node.label)
+    if isinstance(fig.layout.title.text, str):  # titles quote ids and names ("Account …: …")
+        fig.layout.title.text = _plotly_literal(fig.layout.title.text)
+    for axes in (fig.for_each_xaxis, fig.for_each_yaxis):
+        axes(lambda ax: ax.update(categoryarray=_plotly_literal(ax.categoryarray)) if ax.categoryarray else None)
+    return fig
+
+
 def plot(fig: go.Figure, key: str | None = None) -> None:
-    """Draw a Plotly figure full-width with the dashboard's chart settings."""
+    """Draw a Plotly figure full-width with the dashboard's chart settings; data texts drawn literally."""
+    literal_text(fig)
     fig.update_layout(margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend_title_text="")
     for axes in (fig.for_each_xaxis, fig.for_each_yaxis):
         axes(lambda ax: ax.update(title_text=LABELS.get(ax.title.text, ax.title.text)) if ax.title.text else None)

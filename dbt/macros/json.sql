@@ -13,23 +13,24 @@
     to_json({{ expr }})
 {%- endmacro %}
 
-{#- A JSON object (as text) from column names, nulls kept: the raw record of a master-data row. -#}
-{% macro json_object_text(columns, alias=none) -%}
-    {{ return(adapter.dispatch('json_object_text', 'bankpipe')(columns, alias)) }}
+{#- A JSON object (as text) from column names, nulls kept: the raw record of a master-data row.
+    `overrides` maps a column to the SQL expression written in its place (masked PII). -#}
+{% macro json_object_text(columns, alias=none, overrides={}) -%}
+    {{ return(adapter.dispatch('json_object_text', 'bankpipe')(columns, alias, overrides)) }}
 {%- endmacro %}
 
-{% macro default__json_object_text(columns, alias) -%}
+{% macro default__json_object_text(columns, alias, overrides={}) -%}
     cast(json_object(
         {%- for c in columns %}
-        '{{ c }}', {% if alias %}{{ alias }}.{% endif %}{{ bankpipe.bronze_column(c) }}{{ "," if not loop.last }}
+        '{{ c }}', {% if c in overrides %}{{ overrides[c] }}{% else %}{% if alias %}{{ alias }}.{% endif %}{{ bankpipe.bronze_column(c) }}{% endif %}{{ "," if not loop.last }}
         {%- endfor %}
     ) as {{ dbt.type_string() }})
 {%- endmacro %}
 
-{% macro snowflake__json_object_text(columns, alias) -%}
+{% macro snowflake__json_object_text(columns, alias, overrides={}) -%}
     to_json(object_construct_keep_null(
         {%- for c in columns %}
-        '{{ c }}', {% if alias %}{{ alias }}.{% endif %}{{ bankpipe.bronze_column(c) }}{{ "," if not loop.last }}
+        '{{ c }}', {% if c in overrides %}{{ overrides[c] }}{% else %}{% if alias %}{{ alias }}.{% endif %}{{ bankpipe.bronze_column(c) }}{% endif %}{{ "," if not loop.last }}
         {%- endfor %}
     ))
 {%- endmacro %}

@@ -8,12 +8,18 @@
 
 {#- An md5 over the given text columns, nulls distinct from '' — the identity of a source record.
     Two bronze rows with the same hash are the same record sent twice ("exact duplicates"). -#}
-{% macro record_hash(columns, alias=none) -%}
+{% macro record_hash(columns, alias=none, keyed=false) -%}
     {%- set parts = [] -%}
     {%- for c in columns -%}
         {%- do parts.append("coalesce(cast(" ~ ((alias ~ '.') if alias else '') ~ bankpipe.bronze_column(c) ~ " as " ~ dbt.type_string() ~ "), '~null~')") -%}
     {%- endfor -%}
+    {#- keyed (records with PII): a plain md5 of a record would let anyone who can guess its other
+        fields confirm a guessed name or e-mail; the keyed hash cannot be recomputed without the key -#}
+    {%- if keyed -%}
+    {{ bankpipe.pseudonym(parts | join(" || '|' || ")) }}
+    {%- else -%}
     {{ dbt.hash(parts | join(" || '|' || ")) }}
+    {%- endif -%}
 {%- endmacro %}
 
 {#- The currency a raw transaction row is in: the extension field, upper-cased, else the default. -#}

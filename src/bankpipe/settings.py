@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     # Customer names and e-mails on the dashboard are masked unless this is set (a PII-cleared viewer).
     dashboard_show_pii: bool = False
+    # Key of the customer pseudonyms (keyed SHA-256 of names and e-mails in every analyst-facing model,
+    # bankpipe.pii). Unset on DuckDB: generated once into <state>/pii.key (0600); required on Snowflake.
+    pii_key: SecretStr | None = None
 
     snowflake_account: str | None = Field(None, validation_alias=AliasChoices("SNOWFLAKE_ACCOUNT"))
     snowflake_user: str | None = Field(None, validation_alias=AliasChoices("SNOWFLAKE_USER"))

@@ -262,6 +262,10 @@ def invoke(settings: Settings, args: Sequence[str]) -> Any:
     write_profiles(settings)
     cli_args = [*args, *_common_flags(settings)]
     log.debug("dbt %s", " ".join(cli_args))
+    if args and args[0] in {"build", "run", "test"}:
+        from bankpipe import pii
+
+        pii.install_key(settings)  # the models' pseudonym key, read from the warehouse (dbt/macros/pii.sql)
     with _secret_env(settings):
         try:
             res = dbtRunner(callbacks=[_on_event]).invoke(cli_args)

@@ -8,7 +8,7 @@ versions as (
 
     select
         base_customers.*,
-        {{ dbt.hash("coalesce(segment, '') || '|' || coalesce(first_name, '') || '|' || coalesce(last_name, '') || '|' || coalesce(email, '') || '|' || coalesce(location_id, '') || '|' || coalesce(bank_id, '') || '|' || cast(is_deleted as " ~ dbt.type_string() ~ ")") }} as attributes_hash
+        {{ dbt.hash("coalesce(segment, '') || '|' || coalesce(name_pseudonym, '') || '|' || coalesce(email_pseudonym, '') || '|' || coalesce(location_id, '') || '|' || coalesce(bank_id, '') || '|' || cast(is_deleted as " ~ dbt.type_string() ~ ")") }} as attributes_hash
     from {{ ref('base_customers') }}
     where rejection_rule is null
 
@@ -50,10 +50,12 @@ select
     bank_id,
 
     ---------- strings
-    first_name,
-    last_name,
-    trim(coalesce(first_name, '') || ' ' || coalesce(last_name, '')) as full_name,
-    email,
+    first_name_masked,
+    last_name_masked,
+    full_name_masked,
+    email_masked,
+    name_pseudonym,
+    email_pseudonym,
     segment,
 
     ---------- booleans

@@ -32,10 +32,13 @@ known as (
         coalesce(banks.bank_id, '-1') as bank_key,
 
         ---------- strings
-        versions.first_name,
-        versions.last_name,
-        versions.full_name,
-        versions.email,
+        -- masked forms and keyed pseudonyms only: the clear values are in silver_pii.customers
+        versions.first_name_masked,
+        versions.last_name_masked,
+        versions.full_name_masked,
+        versions.email_masked,
+        versions.name_pseudonym,
+        versions.email_pseudonym,
         versions.segment,
 
         ---------- booleans
@@ -59,10 +62,12 @@ unknown as (
         cast(null as {{ dbt.type_string() }}) as customer_id,
         '-1' as location_key,
         '-1' as bank_key,
-        cast(null as {{ dbt.type_string() }}) as first_name,
-        cast(null as {{ dbt.type_string() }}) as last_name,
-        'Unknown customer' as full_name,
-        cast(null as {{ dbt.type_string() }}) as email,
+        cast(null as {{ dbt.type_string() }}) as first_name_masked,
+        cast(null as {{ dbt.type_string() }}) as last_name_masked,
+        'Unknown customer' as full_name_masked,
+        cast(null as {{ dbt.type_string() }}) as email_masked,
+        cast(null as {{ dbt.type_string() }}) as name_pseudonym,
+        cast(null as {{ dbt.type_string() }}) as email_pseudonym,
         'Unknown' as segment,
         false as is_unknown_segment,
         true as is_current,

@@ -34,7 +34,7 @@ measured as (
 
     select
         customers.customer_key,
-        customers.full_name,
+        customers.full_name_masked,
         customers.segment,
         activity.last_transaction_date,
         {{ dbt.datediff('activity.last_transaction_date', 'as_of.as_of_date', 'day') }} as recency_days,
@@ -66,7 +66,7 @@ select
     customer_key,
 
     ---------- strings
-    full_name,
+    full_name_masked,
     segment as customer_segment,
     case
         when frequency = 0 then 'No activity'

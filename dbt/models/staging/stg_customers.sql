@@ -13,15 +13,18 @@ select
     bank_id,
 
     ---------- strings
-    first_name,
-    last_name,
-    trim(coalesce(first_name, '') || ' ' || coalesce(last_name, '')) as full_name,
-    email,
+    -- no clear names or e-mail here (silver_pii.customers has them): masked forms and keyed pseudonyms
+    first_name_masked,
+    last_name_masked,
+    full_name_masked,
+    email_masked,
+    name_pseudonym,
+    email_pseudonym,
     segment,
 
     ---------- booleans
     is_unknown_segment,
-    email is not null and email like '%_@_%._%' as has_valid_email,
+    has_valid_email,
 
     ---------- timestamps
     created_at,

@@ -102,6 +102,11 @@ field_checked as (
         case
             when transaction_id is null then 'missing_transaction_id'
             when account_id is null then 'missing_account_id'
+            -- an id is a key other systems join on: no control characters (a NUL breaks PostgreSQL), bounded length
+            when not {{ bankpipe.regexp_full_match('transaction_id', '[^[:cntrl:]]{1,' ~ var('max_id_length') ~ '}') }}
+                then 'invalid_transaction_id'
+            when not {{ bankpipe.regexp_full_match('account_id', '[^[:cntrl:]]{1,' ~ var('max_id_length') ~ '}') }}
+                then 'invalid_account_id'
             when not has_amount then 'missing_amount'
             when is_ambiguous_amount then 'ambiguous_amount'
             when amount_exact is null then 'invalid_amount'

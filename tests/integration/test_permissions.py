@@ -132,3 +132,14 @@ def test_secure_state_dir_creates_private_and_tightens(tmp_path):
     message = secure_state_dir(old)
     assert message is not None and "was mode 0775" in message
     assert stat.S_IMODE(old.stat().st_mode) == STATE_MODE
+
+
+def test_snowflake_json_spools_live_in_the_state_dir(tmp_path, monkeypatch):
+    from bankpipe.settings import Settings
+    from bankpipe.warehouse.snowflake import SnowflakeConfig
+
+    monkeypatch.setenv("SNOWFLAKE_ACCOUNT", "acct")
+    monkeypatch.setenv("SNOWFLAKE_USER", "loader")
+    settings = Settings(state_dir=tmp_path / "state")
+    # Stream records are re-written there before PUT: the state dir (0700), never the shared /tmp.
+    assert SnowflakeConfig.from_settings(settings).spool_dir == settings.state

@@ -65,6 +65,9 @@ class SnowflakeConfig:
     # Short by default: a Snowflake that does not answer should fail a step, not hang it for minutes.
     login_timeout_s: int = 30
     network_timeout_s: int = 120
+    # Where stream files are re-written as JSON Lines before PUT: they hold transaction records, so the state
+    # dir (0700), not /tmp. None (a config built by hand) falls back to the system temp dir.
+    spool_dir: Path | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SnowflakeConfig:
@@ -89,6 +92,7 @@ class SnowflakeConfig:
             password=settings.snowflake_password,
             private_key_path=Path(key_path) if key_path else None,
             private_key_passphrase=getattr(settings, "snowflake_private_key_passphrase", None),
+            spool_dir=settings.state,
         )
 
     @property
@@ -415,7 +419,7 @@ class SnowflakeWarehouse:
 
     def json_file_error(self, path: Path, fmt: str) -> str | None:
         """Why this landed file cannot be loaded, or None if it can."""
-        with tempfile.TemporaryDirectory(prefix="bankpipe-json-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="bankpipe-json-", dir=self.config.spool_dir) as tmp:
             try:
                 _ndjson(path, fmt, Path(tmp) / "check.jsonl")
             except ValueError as exc:
@@ -430,7 +434,7 @@ class SnowflakeWarehouse:
         """
         self._ensure_session()
         rows: dict[str, int] = {}
-        with tempfile.TemporaryDirectory(prefix="bankpipe-json-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="bankpipe-json-", dir=self.config.spool_dir) as tmp:
             for i, f in enumerate(files):
                 # A generated name: PUT reads its path as a pattern (`*`, `?`) and inside quotes.
                 spool = Path(tmp) / f"{i:06d}.jsonl"
@@ -461,7 +465,7 @@ class SnowflakeWarehouse:
         file, which the stream ingest then quarantines (fail safe: no line is loaded twice or lost).
         """
         self._ensure_session()
-        with tempfile.TemporaryDirectory(prefix="bankpipe-json-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="bankpipe-json-", dir=self.config.spool_dir) as tmp:
             spool = Path(tmp) / "000000.jsonl"
             n = 0
             with spool.open("w", encoding="utf-8") as fh:

@@ -61,7 +61,7 @@ def hostile_state(small_warehouse: Built, tmp_path_factory: pytest.TempPathFacto
             " where transaction_id = ?",
             [HOSTILE, HOSTILE, HOSTILE_ID],
         )
-        wh.execute("update gold.dim_customers set full_name = ?", [HOSTILE])
+        wh.execute("update gold.dim_customers set full_name_masked = ?", [HOSTILE])
         wh.execute(
             "insert into ops.rejected_files"
             " (file_name, sha256, size_bytes, reason, quarantine_path, batch_id, rejected_at)"

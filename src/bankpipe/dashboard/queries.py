@@ -198,7 +198,7 @@ def tables(wh: Warehouse) -> set[str]:
     # Only these schemas: Snowflake's information_schema also lists its own views.
     rows = wh.fetchall(
         "select table_schema, table_name from information_schema.tables"
-        " where lower(table_schema) in ('gold', 'silver', 'ops', 'audit')"
+        " where lower(table_schema) in ('gold', 'silver', 'silver_pii', 'ops', 'audit')"
     )
     # Snowflake stores unquoted names upper-case; the queries name tables as dbt and DuckDB write them.
     return {f"{schema}.{name}".lower() for schema, name in rows}
@@ -330,8 +330,15 @@ def overview(_settings: Settings, src: Source, flt: Filters, grain: Grain) -> di
 
 @keep_last
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
-def customers(_settings: Settings, src: Source, flt: Filters, top_n: int = 20) -> dict[str, pd.DataFrame] | None:
-    """RFM segment sizes and value, segment movement (SCD2 history), and the top customers by value."""
+def customers(
+    _settings: Settings, src: Source, flt: Filters, top_n: int = 20, show_pii: bool = False
+) -> dict[str, pd.DataFrame] | None:
+    """RFM segment sizes and value, segment movement (SCD2 history), and the top customers by value.
+
+    Names and e-mails are gold's masked forms; only with `show_pii` (BANKPIPE_DASHBOARD_SHOW_PII, part
+    of the cache key so a masked result is never served unmasked or back) are the clear values read
+    from silver_pii.customers, and that read is logged (bankpipe.pii.record_unmasking).
+    """
     with _open(_settings) as wh:
         if wh is None or not {FACT, "gold.dim_customers", "gold.mart_customer_rfm"} <= tables(wh):
             return None
@@ -375,6 +382,13 @@ def customers(_settings: Settings, src: Source, flt: Filters, top_n: int = 20) -
                 group by all order by customers desc""",
             dparams + cparams,
         )
+        # The one place the dashboard may read clear PII: silver_pii, and only when the switch is on.
+        unmask = show_pii and "silver_pii.customers" in tables(wh)
+        if unmask:
+            names = "p.full_name, p.email"
+            pii_join = "left join silver_pii.customers p on p.customer_id = ranked.customer_key"
+        else:
+            names, pii_join = "c.full_name_masked as full_name, c.email_masked as email", ""
         # Rank on the fact alone, then look up names for the few winners: joining first would carry
         # every transaction's name and e-mail through the aggregation.
         top = frame(
@@ -388,16 +402,21 @@ def customers(_settings: Settings, src: Source, flt: Filters, top_n: int = 20) -
                     where {where} and f.customer_key <> '-1'
                     group by 1 order by value_idr desc, f.customer_key limit {int(top_n)}
                 )
-                select ranked.customer_key as customer_id, c.full_name, c.email, c.segment,
+                select ranked.customer_key as customer_id, {names}, c.segment,
                        r.rfm_segment, r.rfm_code, ranked.transactions, ranked.value_idr, ranked.value_usd,
                        ranked.last_transaction
                 from ranked
                 left join gold.dim_customers c on c.customer_key = ranked.customer_key and c.is_current
                 left join gold.mart_customer_rfm r on r.customer_key = ranked.customer_key
+                {pii_join}
                 order by ranked.value_idr desc, customer_id""",
             params,
         )
-    return {"segments": segments, "value": value, "movement": movement, "top": top}
+    if unmask:
+        from bankpipe import pii
+
+        pii.record_unmasking(_settings, "customers", int(top["full_name"].notna().sum()))
+    return {"segments": segments, "value": value, "movement": movement, "top": top, "unmasked": unmask}
 
 
 # --- FX exposure ------------------------------------------------------------------------------------

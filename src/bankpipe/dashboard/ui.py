@@ -290,22 +290,25 @@ def show_pii(settings: Settings) -> bool:
 
 
 def mask_name(name: Any) -> str:
-    """`Mega Permatasari` → `M*** P***`: enough to tell rows apart, not to identify a person."""
-    if not isinstance(name, str) or not name.strip():
-        return "–"
-    return " ".join(f"{part[0]}***" for part in name.split())
+    """`Mega Permatasari` → `M***** P*****` (as gold's full_name_masked; a masked name stays as it is)."""
+    from bankpipe.pii import mask_name as mask
+
+    return mask(name) or "–"
 
 
 def mask_email(email: Any) -> str:
-    """`mega.permatasari@example.com` → `m***@example.com`."""
-    if not isinstance(email, str) or "@" not in email:
-        return "–"
-    local, domain = email.split("@", 1)
-    return f"{local[:1]}***@{domain}"
+    """`mega.permatasari@example.com` → `m***@example.com` (as gold's email_masked)."""
+    from bankpipe.pii import mask_email as mask
+
+    return mask(email) or "–"
 
 
 def masked(df: pd.DataFrame, settings: Settings) -> pd.DataFrame:
-    """Mask the `full_name` and `email` columns unless PII may be shown."""
+    """Mask the `full_name` and `email` columns unless PII may be shown.
+
+    Gold already holds only masked forms; masking again changes nothing and guards a query that would
+    one day select a clear column by mistake.
+    """
     if show_pii(settings):
         return df
     out = df.copy()

@@ -42,7 +42,7 @@ def render() -> None:
         "RFM segments are as of the mart's date; value, movement and top customers follow the date range",
     )
     ui.require_data(settings, src)
-    data = queries.customers(settings, src, flt)
+    data = queries.customers(settings, src, flt, show_pii=ui.show_pii(settings))
     if data is None or data["segments"].empty:
         ui.empty_state("No customer segmentation yet (gold.mart_customer_rfm is missing or empty).")
         st.stop()
@@ -114,7 +114,14 @@ def render() -> None:
 
     st.subheader("Top customers by successful value in the period")
     top = ui.masked(data["top"], settings)
-    if not ui.show_pii(settings):
+    if data.get("unmasked"):
+        st.warning("Clear names and e-mails shown (BANKPIPE_DASHBOARD_SHOW_PII=true); this view is logged.")
+    elif ui.show_pii(settings):
+        # The switch is on but this login cannot read silver_pii (e.g. the analyst role on Snowflake).
+        st.warning(
+            "BANKPIPE_DASHBOARD_SHOW_PII is set, but silver_pii.customers is not readable here: names stay masked."
+        )
+    else:
         st.caption(
             "Names and e-mails are masked; a deployment that may show them sets BANKPIPE_DASHBOARD_SHOW_PII=true."
         )

@@ -326,6 +326,15 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
         for r in st["rejected_lines_by_file"]:
             by_file.add_row(Text(r["file_name"]), str(r["lines"]), str(r["first_line"]), Text(r["first_reason"]))
         console.print(by_file)
+    for key, column, title in (
+        ("rejected_records", "rule", "records rejected by silver (silver.rejected_records)"),
+        ("flagged_records", "flag", "records kept but flagged (silver.flagged_records)"),
+    ):
+        if st[key]:
+            verdicts = Table("entity", column, "records", title=title)
+            for r in st[key]:
+                verdicts.add_row(r["entity"], r[column], f"{r['records']:,}")
+            console.print(verdicts)
     runs = Table("step", "started", "status", "rows in", "rows out", "error")
     for r in st["last_runs"]:
         # An error quotes what failed (a file name, a value, a server's message): a Text cell, not markup.

@@ -323,6 +323,20 @@ def build() -> list[Case]:
     c.rejected = {c.tid(1): "missing_amount", c.tid(2): "missing_account_id"}
     c.valid = {c.tid(4)}
 
+    c = case("control characters and absurd length in ids", '`"TRX-…\\u0000x"`, a 100,000-character id')
+    c.files["transaction_20251224_100034.json"] = array(
+        txn(c.tid(1) + "\u0000x"),
+        txn(c.tid(2), account_id="ACC-00001\nACC-00002"),
+        txn(c.tid(3) + "x" * 100_000),
+        txn(c.tid(4)),
+    )
+    c.rejected = {
+        c.tid(1) + "\u0000x": "invalid_transaction_id",
+        c.tid(2): "invalid_account_id",
+        c.tid(3) + "x" * 100_000: "invalid_transaction_id",
+    }
+    c.valid = {c.tid(4)}
+
     # ---------- duplicates
     c = case("duplicate ids within a file", "the same record twice in one array")
     c.files["transaction_20251224_100026.json"] = array(txn(c.tid(1)), txn(c.tid(1)), txn(c.tid(2)))

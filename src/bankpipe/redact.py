@@ -43,13 +43,19 @@ def safe_url(url: str) -> str:
 
     try:
         parsed = httpx.URL(url)
-    except Exception:  # not a URL httpx can take: mask conservatively rather than fail a log line
-        return _patterns(url)
-    params = [(k, MASK if _SECRET_PARAM.search(k) else v) for k, v in parsed.params.multi_items()]
-    path = "/".join(MASK if _SECRET_SEGMENT.match(seg) else seg for seg in parsed.path.split("/"))
-    safe = parsed.copy_with(username=None, password=None, path=path, query=None)
+        params = [(k, MASK if _SECRET_PARAM.search(k) else v) for k, v in parsed.params.multi_items()]
+        path = "/".join(MASK if _SECRET_SEGMENT.match(seg) else seg for seg in parsed.path.split("/"))
+        safe = parsed.copy_with(username=None, password=None, path=path, query=None)
+    except Exception:  # not a URL httpx can take (a bad port...): keep only scheme and host
+        return _url_stub(url)
     # Encoded by hand: httpx would percent-encode the redaction mark and the API's own commas.
     return str(safe) + ("?" + "&".join(f"{k}={v}" for k, v in params) if params else "")
+
+
+def _url_stub(url: str) -> str:
+    """`scheme://host/***`: what is left of a URL that cannot be parsed, for a message."""
+    m = re.match(r"([A-Za-z][A-Za-z0-9+.-]*://)(?:[^/?#\s]*@)?([^/?#@\s]*)", url)
+    return f"{m.group(1)}{m.group(2)}/{MASK}" if m else MASK
 
 
 def _url_has_secret(url: str) -> bool:
@@ -120,6 +126,15 @@ def _patterns(text: str) -> str:
 
 def redact(text: str) -> str:
     """`text` (a conninfo, a URL, or a message quoting them) with passwords and API keys replaced by `***`."""
+    try:
+        return _redact(text)
+    except Exception:  # never fail a log line or an error message; never let it through unmasked either
+        out = _URL_USERINFO.sub(rf"\1{MASK}@", text)
+        out = _KV_PASSWORD.sub(rf"\1{MASK}", out)
+        return _HTTP_URL.sub(lambda m: _url_stub(m.group(0)), out)
+
+
+def _redact(text: str) -> str:
     params = _conninfo_dict(text)
     out = _patterns(text)
     if params and "password" in params:

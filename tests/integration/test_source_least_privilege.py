@@ -151,7 +151,7 @@ def test_an_empty_external_source_is_never_given_a_schema(tmp_path, monkeypatch,
         for result in (loaded, generated):
             assert result.exit_code != 0
             assert "missing table location; missing table bank_info;" in result.output
-            assert "bankpipe source ddl" in result.output and "Traceback" not in result.output
+            assert "bankpipe source ddl" in result.output and "Traceback" not in result.output, result.output
         assert _catalog(url) == before
 
 

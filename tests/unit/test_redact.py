@@ -145,3 +145,16 @@ def test_every_bankpipe_log_record_is_redacted_whatever_the_handler(caplog: pyte
         logging.getLogger("elsewhere").info("source %s", "password=untouched")
     assert caplog.records[0].getMessage() == "source host=db password=*** dbname=x"
     assert caplog.records[1].getMessage() == "source password=untouched"  # not ours to change
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "GET http://h:99999/v1?token=S3cr3tTok failed",
+        "see http://[::1/x?apikey=S3cr3tTok",
+        "http://u:S3cr3tTok@h:bad/x",
+    ],
+)
+def test_urls_that_do_not_parse_are_masked_not_raised(text: str) -> None:
+    shown = redact(text)
+    assert "S3cr3tTok" not in shown and MASK in shown

@@ -158,3 +158,18 @@ def test_an_empty_external_source_is_never_given_a_schema(tmp_path, monkeypatch,
 def test_ddl_refuses_a_role_name_that_is_not_a_plain_sql_name() -> None:
     result = CliRunner().invoke(app, ["source", "ddl", "--role", "x; drop table customer"])
     assert result.exit_code != 0 and "plain lower-case SQL names" in result.output
+
+
+def test_a_disabled_trigger_and_a_hidden_schema_are_named_as_such(source: Source) -> None:
+    """A disabled trigger is as bad as none; tables in a schema the role may not use are not 'missing'."""
+    with psycopg.connect(source.dba, autocommit=True) as dba:
+        dba.execute("alter table customer disable trigger customer_touch")
+    disabled = CliRunner().invoke(app, ["ingest", "batch", "--full"])
+    assert disabled.exit_code == 1 and "trigger customer_touch disabled" in disabled.output
+    with psycopg.connect(source.dba, autocommit=True) as dba:
+        dba.execute("alter table customer enable trigger customer_touch")
+        dba.execute(f"revoke usage on schema public from public, {source.role}")  # PUBLIC has it by default
+    hidden = CliRunner().invoke(app, ["ingest", "batch", "--full"])
+    assert hidden.exit_code == 1
+    assert hidden.output.count(f"role {source.role} lacks USAGE on schema public") == 1, hidden.output
+    assert "missing table" not in hidden.output

@@ -121,52 +121,53 @@ def grant_statements(role: str, schema: str = "public", database: str = "source_
     ]
 
 
+# One round trip for the whole check: a source across a WAN pays its latency once, not per table.
+_CHECK = """
+select t.name,
+       c.oid is not null,
+       (select coalesce(array_agg(a.attname::text), '{}') from pg_attribute a
+         where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped),
+       (select g.tgenabled::text from pg_trigger g
+         where g.tgrelid = c.oid and g.tgname = t.name || '_touch' and not g.tgisinternal),
+       array(select p from unnest(%(privileges)s::text[]) p where c.oid is not null
+              and not has_table_privilege(c.oid, p)),
+       (select n.nspname::text from pg_class h join pg_namespace n on n.oid = h.relnamespace
+         where h.relname = t.name and h.relkind in ('r', 'p') and not has_schema_privilege(n.oid, 'USAGE')
+         order by n.nspname = 'public' desc limit 1),
+       current_user::text,
+       array(select f from unnest(%(functions)s::text[]) f where not has_function_privilege(f, 'EXECUTE'))
+  from unnest(%(tables)s::text[]) with ordinality t(name, i)
+  left join pg_class c on c.oid = to_regclass(t.name)
+ order by t.i
+"""
+
+
 def check_schema(conn: psycopg.Connection, use: str = "read") -> list[str]:
     """What is missing for `use` ("read" or "write"): tables, columns, triggers, privileges; [] when ready.
 
-    Catalog reads only (no locks, no DDL), run as the connecting role.
+    Catalog reads only (no locks, no DDL), run as the connecting role, in one query.
     """
+    functions = SNAPSHOT_FUNCTIONS[130000 if conn.info.server_version >= 130000 else 0]
+    rows = conn.execute(
+        _CHECK, {"tables": list(COLUMNS), "privileges": list(PRIVILEGES[use]), "functions": list(functions)}
+    ).fetchall()
     problems: list[str] = []
-    role = conn.execute("select current_user").fetchone()[0]  # type: ignore[index]
-    for table, seed in COLUMNS.items():
-        oid = conn.execute("select to_regclass(%s)::oid", (table,)).fetchone()[0]  # type: ignore[index]
-        if oid is None:
+    role = rows[0][6]
+    for table, found, have, trigger, denied, hidden, _, _ in rows:
+        if not found:
             # Present in a schema the role may not use? Say so rather than "missing".
-            hidden = conn.execute(
-                "select n.nspname from pg_class c join pg_namespace n on n.oid = c.relnamespace"
-                " where c.relname = %s and c.relkind in ('r', 'p') and not has_schema_privilege(n.oid, 'USAGE')"
-                " order by n.nspname = 'public' desc limit 1",
-                (table,),
-            ).fetchone()
-            problems.append(f"role {role} lacks USAGE on schema {hidden[0]}" if hidden else f"missing table {table}")
+            problems.append(f"role {role} lacks USAGE on schema {hidden}" if hidden else f"missing table {table}")
             continue
-        have = {
-            r[0]
-            for r in conn.execute(
-                "select attname from pg_attribute where attrelid = %s and attnum > 0 and not attisdropped", (oid,)
-            )
-        }
-        lacking = [c for c in [*seed, *AUDIT_COLUMNS] if c not in have]
+        lacking = [c for c in [*COLUMNS[table], *AUDIT_COLUMNS] if c not in have]
         if lacking:
             problems.append(f"table {table} lacks column{'s' if len(lacking) > 1 else ''} {', '.join(lacking)}")
-        trigger = conn.execute(
-            "select tgenabled from pg_trigger where tgrelid = %s and tgname = %s and not tgisinternal",
-            (oid, f"{table}_touch"),
-        ).fetchone()
         if trigger is None:
             problems.append(f"trigger {table}_touch missing")
-        elif trigger[0] == "D":
+        elif trigger == "D":
             problems.append(f"trigger {table}_touch disabled")
-        denied = [
-            p for p in PRIVILEGES[use] if not conn.execute("select has_table_privilege(%s, %s)", (oid, p)).fetchone()[0]
-        ]  # type: ignore[index]
         if denied:
             problems.append(f"role {role} lacks {'/'.join(denied)} on {table}")
-    version = conn.info.server_version
-    functions = SNAPSHOT_FUNCTIONS[130000 if version >= 130000 else 0]
-    for fn in functions:
-        if not conn.execute("select has_function_privilege(%s, 'EXECUTE')", (fn,)).fetchone()[0]:  # type: ignore[index]
-            problems.append(f"role {role} lacks EXECUTE on function {fn}")
+    problems += [f"role {role} lacks EXECUTE on function {fn}" for fn in rows[0][7]]
     # Dedupe (a USAGE problem is reported once for all its tables), keeping the order.
     return list(dict.fromkeys(problems))
 

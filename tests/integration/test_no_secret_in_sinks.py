@@ -37,13 +37,14 @@ from tests.leaks import (
     sqlite_text,
 )
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = pytest.mark.integration
 
 
 class _KeyedHandler(_Handler):
     """The Frankfurter stand-in behind an API key: `/<path key>/v1/...?apikey=<query key>`, else 401."""
 
     def do_GET(self) -> None:
+        self.server.raw_paths.append(self.path)  # type: ignore[attr-defined]
         parts = urlsplit(self.path)
         query = parse_qs(parts.query)
         prefix = f"/{FX_PATH_KEY}/v1"
@@ -63,6 +64,7 @@ def fx_api() -> Iterator[FakeApi]:
     server.daemon_threads = True
     fake = FakeApi()
     server.api = fake  # type: ignore[attr-defined]
+    server.raw_paths = fake.raw_paths = []  # type: ignore[attr-defined]  # as sent, key included
     port = server.server_address[1]
     fake.url = f"http://fx:{FX_USER_KEY}@127.0.0.1:{port}/{FX_PATH_KEY}/v1?apikey={FX_QUERY_KEY}"
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
@@ -99,6 +101,28 @@ def _bankpipe(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[st
     )
 
 
+def test_an_fx_key_in_the_path_and_the_query_is_used_and_never_shown(
+    tmp_path: Path, fx_api: FakeApi, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The key reaches the API (it answers 401 without), and only `***` reaches bronze and the logs."""
+    from datetime import date
+
+    from bankpipe.ingest import fx
+    from bankpipe.settings import Settings
+
+    settings = Settings(state_dir=tmp_path, fx_api_url=fx_api.url, fx_retries=0)
+    with caplog.at_level("DEBUG"):
+        result = fx.run(settings, date(2024, 1, 1), date(2024, 1, 12))
+    assert result.source == "frankfurter" and result.fallback_reason is None and result.inserted > 0
+    raw = fx_api.raw_paths[0]  # type: ignore[attr-defined]
+    assert raw.startswith(f"/{FX_PATH_KEY}/v1/2024-01-01..2024-01-12?from=USD&to=")
+    assert raw.endswith(f"&apikey={FX_QUERY_KEY}")
+    sources = "\n".join(duckdb_text(settings.warehouse_file).values())
+    assert f"127.0.0.1:{urlsplit(fx_api.url).port}/***/v1/2024-01-01..2024-01-12?" in sources
+    assert not in_text(sources, "warehouse") + in_text(caplog.text, "log records") + in_tree(tmp_path)
+
+
+@pytest.mark.slow
 def test_no_secret_reaches_any_sink(tmp_path: Path, source: str, fx_api: FakeApi) -> None:
     state = tmp_path / "state"
     env = {
@@ -155,6 +179,7 @@ def test_no_secret_reaches_any_sink(tmp_path: Path, source: str, fx_api: FakeApi
     # The checks looked at the real thing: the run wrote what each sink is for.
     tables = duckdb_text(state / "warehouse.duckdb")
     assert "127.0.0.1" in tables["bronze.raw_exchange_rates"]  # the FX `_source` URL, key masked
+    assert "'frankfurter'" in tables["bronze.raw_exchange_rates"]  # the keyed API answered the run
     assert "***" in tables["bronze.raw_exchange_rates"]
     assert "cannot connect to the source database" in tables["ops.run_log"]
     assert (state / "logs" / "bankpipe.log").stat().st_size > 0

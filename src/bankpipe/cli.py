@@ -267,12 +267,26 @@ def ml_report() -> None:
 
 @app.command("dashboard")
 @command
-def dashboard(port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1.")] = 8501) -> None:
-    """Serve the Streamlit dashboard over gold on http://127.0.0.1:PORT (Ctrl-C stops it)."""
+def dashboard(
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8501,
+    host: Annotated[
+        str,
+        typer.Option(
+            "--host", help="Address to bind; anything but loopback needs BANKPIPE_DASHBOARD_AUTH=oidc (sign-in)."
+        ),
+    ] = "127.0.0.1",
+) -> None:
+    """Serve the Streamlit dashboard over gold on http://HOST:PORT, 127.0.0.1 by default (Ctrl-C stops it)."""
     from bankpipe.dashboard import serve
+    from bankpipe.dashboard.auth import check_bind
 
-    console.print(f"dashboard: http://127.0.0.1:{port}  (Ctrl-C to stop)", highlight=False)
-    serve(get_settings(), port)
+    settings = get_settings()
+    check_bind(host, settings.dashboard_auth)  # before printing a URL that must not be served
+    console.print(
+        Text(f"dashboard: http://{host}:{port}  (sign-in: {settings.dashboard_auth}; Ctrl-C to stop)"),
+        highlight=False,
+    )
+    serve(settings, port, host)
 
 
 @app.command("status")

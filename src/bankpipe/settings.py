@@ -46,6 +46,13 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     # Customer names and e-mails on the dashboard are masked unless this is set (a PII-cleared viewer).
     dashboard_show_pii: bool = False
+    # Who may open the dashboard: "none" (no sign-in; only on a loopback address) or "oidc" (the bank's
+    # IdP through Streamlit's st.login, configured in the [auth] section of Streamlit's secrets.toml).
+    dashboard_auth: Literal["none", "oidc"] = "none"
+    # With oidc, optional allow-lists (comma-separated; empty = any signed-in user): e-mail domains, and
+    # group names looked up in the id token's `groups` claim.
+    dashboard_allowed_domains: str = ""
+    dashboard_allowed_groups: str = ""
     # Key of the customer pseudonyms (keyed SHA-256 of names and e-mails in every analyst-facing model,
     # bankpipe.pii). Unset on DuckDB: generated once into <state>/pii.key (0600); required on Snowflake.
     pii_key: SecretStr | None = None

@@ -37,6 +37,9 @@ def child_env(settings: Settings) -> dict[str, str]:
         "BANKPIPE_WAREHOUSE_PATH": str(settings.warehouse_file),
         "BANKPIPE_MLFLOW_URI": settings.mlflow_tracking_uri,
         "BANKPIPE_LOG_LEVEL": settings.log_level,
+        "BANKPIPE_DASHBOARD_AUTH": settings.dashboard_auth,
+        "BANKPIPE_DASHBOARD_ALLOWED_DOMAINS": settings.dashboard_allowed_domains,
+        "BANKPIPE_DASHBOARD_ALLOWED_GROUPS": settings.dashboard_allowed_groups,
     }
     if getattr(settings, "dashboard_show_pii", None) is not None:
         env["BANKPIPE_DASHBOARD_SHOW_PII"] = str(bool(settings.dashboard_show_pii)).lower()  # type: ignore[attr-defined]
@@ -55,15 +58,15 @@ def child_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def command(port: int = DEFAULT_PORT) -> list[str]:
-    """The `streamlit run` command line: loopback only, headless, no usage statistics, no file watcher."""
+def command(port: int = DEFAULT_PORT, host: str = HOST) -> list[str]:
+    """The `streamlit run` command line: on `host` (loopback by default), headless, no usage statistics."""
     return [
         sys.executable,
         "-m",
         "bankpipe.dashboard._launch",  # `streamlit run`, with the page libraries imported up front
         str(APP),
         "--server.address",
-        HOST,
+        host,
         "--server.port",
         str(port),
         "--server.headless",
@@ -75,7 +78,7 @@ def command(port: int = DEFAULT_PORT) -> list[str]:
         "--browser.gatherUsageStats",
         "false",
         "--browser.serverAddress",
-        HOST,
+        host,
         "--client.toolbarMode",
         "viewer",
         "--theme.base",
@@ -89,13 +92,14 @@ def _check_installed() -> None:
         raise BankpipeError(f"the dashboard needs {', '.join(missing)}: pip install streamlit plotly")
 
 
-def _check_port(port: int) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+def _check_port(port: int, host: str = HOST) -> None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
         try:
-            sock.bind((HOST, port))
+            sock.bind((host.strip("[]"), port))
         except OSError as exc:
             raise BankpipeError(
-                f"port {port} on {HOST} is in use ({exc.strerror}); choose another with --port"
+                f"port {port} on {host} is in use ({exc.strerror}); choose another with --port"
             ) from None
 
 
@@ -120,13 +124,22 @@ def _forward_signals(proc: subprocess.Popen[bytes]) -> Callable[[], None]:
     return restore
 
 
-def serve(settings: Settings, port: int = DEFAULT_PORT) -> None:
-    """Run the dashboard on http://127.0.0.1:<port> until interrupted (blocks; Ctrl-C stops it)."""
+def serve(settings: Settings, port: int = DEFAULT_PORT, host: str = HOST) -> None:
+    """Run the dashboard on http://<host>:<port> until interrupted (blocks; Ctrl-C stops it)."""
+    from bankpipe.dashboard.auth import check_bind
+
+    check_bind(host, settings.dashboard_auth)  # before anything listens: no sign-in means loopback only
     _check_installed()
-    _check_port(port)
+    _check_port(port, host)
     env = {**os.environ, **child_env(settings)}
-    log.info("dashboard on http://%s:%d (warehouse %s)", HOST, port, settings.warehouse_location)
-    proc = subprocess.Popen(command(port), env=env)
+    log.info(
+        "dashboard on http://%s:%d (warehouse %s, sign-in %s)",
+        host,
+        port,
+        settings.warehouse_location,
+        settings.dashboard_auth,
+    )
+    proc = subprocess.Popen(command(port, host), env=env)
     restore = _forward_signals(proc)
     try:
         code = proc.wait()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from bankpipe.dashboard import queries, ui
+from bankpipe.dashboard import auth, queries, ui
 from bankpipe.errors import WarehouseBusyError
 from bankpipe.settings import get_settings
 
@@ -26,6 +26,7 @@ def main() -> None:
     """Set the page up, draw the filters, run the selected page."""
     # An emoji favicon: a Material icon here would be fetched from a font CDN, and this runs offline.
     st.set_page_config(page_title="bankpipe", page_icon="🏦", layout="wide")
+    auth.gate(get_settings())  # with BANKPIPE_DASHBOARD_AUTH=oidc, stops here until the viewer signed in
     pages = [st.Page(path, title=title, icon=icon, default=i == 0) for i, (path, title, icon) in enumerate(PAGES)]
     page = st.navigation(pages)
     queries.begin_run()

@@ -22,6 +22,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 # A value that must never appear in a log line or an error message.
 PASSWORD = "s3cr3t-Hunter2-not-for-logs"
+# The customer pseudonym key of both builds (DuckDB and the emulator), so their pseudonyms compare equal.
+PII_KEY = "9c1e6f0a7b3d4e5f8a2b6c0d1e7f3a9b"
 
 
 def snowflake_settings(settings: Settings) -> Settings:
@@ -36,6 +38,7 @@ def snowflake_settings(settings: Settings) -> Settings:
             "snowflake_warehouse": "BANKPIPE_WH",
             "snowflake_role": "BANKPIPE_LOADER",
             "snowflake_database": "BANKING_DB",
+            "pii_key": SecretStr(PII_KEY),
         }
     )
 

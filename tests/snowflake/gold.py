@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from bankpipe import transform
+from bankpipe import pii, transform
 from bankpipe.ingest import postgres, stream
 from bankpipe.settings import Settings
 from bankpipe.warehouse import connect as wh_connect
@@ -138,7 +138,11 @@ def dbt_build_on_fakesnow(settings: Settings, server: dict[str, Any], project: P
     )
     # The same flags `bankpipe transform` passes (state dir, logs, no telemetry), this profile.
     assert project == transform.project_dir()
-    args = ["build", *transform._common_flags(settings)]
+    # What `bankpipe transform` does before dbt: the pseudonym key into silver_pii (bound, never in SQL text).
+    pii.install_key(settings)
+    # fakesnow has no masking policies, GRANT or REVOKE: the governance DDL (dbt/macros/snowflake/
+    # governance.sql) is verified on a real account only, and switched off here by its project var.
+    args = ["build", *transform._common_flags(settings), "--vars", "{snowflake_governance: false}"]
     return dbtRunner(callbacks=[transform._on_event]).invoke(args)
 
 
@@ -166,12 +170,13 @@ def build(root: Path, seed_dir: Path, pg_url: str, server: dict[str, Any]) -> Bu
     """Load the seed into PostgreSQL, fill both bronzes, run `bankpipe transform` on DuckDB and dbt on fakesnow."""
     from bankpipe.source.db import connect as source_connect
     from bankpipe.source.load import load_files
-    from tests.snowflake.conftest import snowflake_settings
+    from tests.snowflake.conftest import PII_KEY, snowflake_settings
 
     with pytest.MonkeyPatch.context() as mp:
         # As tests/conftest.py's `settings` does, for the duration of the build only.
         mp.setenv("BANKPIPE_STATE_DIR", str(root / "state"))
         mp.setenv("BANKPIPE_SOURCE_URL", pg_url)
+        mp.setenv("BANKPIPE_PII_KEY", PII_KEY)
         for name in ("BANKPIPE_LANDING_DIR", "BANKPIPE_WAREHOUSE_PATH", "BANKPIPE_WAREHOUSE"):
             mp.delenv(name, raising=False)
         settings = Settings()

@@ -78,3 +78,50 @@ def test_a_real_account_target_configures_clustering_on_the_big_facts_only(tmp_p
         if node["resource_type"] == "model"
     }
     assert {name: key for name, key in cluster_by.items() if key} == {m: ["transaction_date"] for m in CLUSTERED}
+
+
+def test_customer_masks_and_pseudonyms_on_the_emulator_match_duckdb(on_emulator: Built) -> None:
+    # Same key on both builds (tests/snowflake/conftest.py): sha2() on Snowflake and sha256() on DuckDB
+    # must give the same pseudonym, and both regexp dialects the same masks.
+    sql = (
+        "select customer_id, full_name_masked, email_masked, name_pseudonym, email_pseudonym"
+        " from gold.dim_customers where customer_id is not null order by customer_id, valid_from"
+    )
+    with wh_connect(on_emulator.duckdb) as wh:
+        expected = wh.fetchall(sql)
+    with wh_connect(on_emulator.snowflake) as wh:
+        got = wh.fetchall(sql)
+        clear = wh.fetchall("select count(*), count(email) from silver_pii.customers")
+    assert got == expected and len(expected) > 10
+    assert all(r[1].count("*****") >= 1 and "***@" in r[2] and len(r[3]) == 64 for r in got)
+    assert clear[0][0] == len({r[0] for r in expected}) and clear[0][1] > 0
+
+
+def _dbt_on_emulator(on_emulator: Built, args: list[str]) -> tuple[bool, str]:
+    """Run a dbt command against the emulator with the profile the build wrote; (success, new dbt.log text)."""
+    from dbt.cli.main import dbtRunner
+
+    before = on_emulator.dbt_log.stat().st_size
+    res = dbtRunner().invoke([*args, *transform._common_flags(on_emulator.snowflake)])
+    with on_emulator.dbt_log.open("rb") as f:
+        f.seek(before)
+        return bool(res.success), f.read().decode("utf-8", "replace")
+
+
+def test_governance_ddl_is_sent_to_snowflake_and_the_emulator_lacks_it(on_emulator: Built) -> None:
+    # With the project's default (snowflake_governance: true) the masking policy and the grants are sent;
+    # fakesnow cannot parse masking policies, GRANT or REVOKE, so the run fails at the first statement of
+    # each hook: what is verified is the SQL a real account receives, not its effect.
+    ok, log = _dbt_on_emulator(on_emulator, ["run", "--select", "customers"])
+    assert not ok
+    assert re.search(r"create masking policy if not exists BANKING_DB\.silver_pii\.pii_clear_text", log, re.I)
+    assert "is_role_in_session('BANKPIPE_PII_READER')" in log
+    assert re.search(r"syntax error at or near \"masking\"", log)  # the emulator's gap, not the project's
+    hooks = on_emulator.snowflake.state / "dbt" / "target" / "compiled" / "bankpipe" / "dbt_project.yml" / "hooks"
+    grants = (hooks / "bankpipe-on-run-end-0.sql").read_text()
+    for schema in ("silver", "gold"):
+        assert f"grant select on all tables in schema BANKING_DB.{schema} to role BANKPIPE_ANALYST;" in grants
+    for schema in ("silver_pii", "bronze"):
+        assert f"revoke usage on schema BANKING_DB.{schema} from role BANKPIPE_ANALYST;" in grants
+    assert "grant select on all tables in schema BANKING_DB.silver_pii to role BANKPIPE_PII_READER;" in grants
+    assert "silver_pii to role BANKPIPE_ANALYST" not in grants

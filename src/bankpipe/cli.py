@@ -278,10 +278,12 @@ def dashboard(
 ) -> None:
     """Serve the Streamlit dashboard over gold on http://HOST:PORT, 127.0.0.1 by default (Ctrl-C stops it)."""
     from bankpipe.dashboard import serve
-    from bankpipe.dashboard.auth import check_bind
+    from bankpipe.dashboard.auth import check_bind, check_oidc_config
 
     settings = get_settings()
     check_bind(host, settings.dashboard_auth)  # before printing a URL that must not be served
+    if settings.dashboard_auth == "oidc":
+        check_oidc_config()
     console.print(
         Text(f"dashboard: http://{host}:{port}  (sign-in: {settings.dashboard_auth}; Ctrl-C to stop)"),
         highlight=False,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -62,20 +63,64 @@ def test_cli_refuses_a_public_host_without_sign_in_in_one_line(tmp_path: Path) -
     assert "http://0.0.0.0" not in result.stdout  # no URL announced for a server that must not start
 
 
+def _write_secrets(directory: Path, values: dict[str, str]) -> Path:
+    (directory / ".streamlit").mkdir(parents=True, exist_ok=True)
+    path = directory / ".streamlit" / "secrets.toml"
+    path.write_text("[auth]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items()))
+    path.chmod(0o600)
+    return path
+
+
+def test_cli_with_oidc_but_no_auth_section_says_so_in_one_line(tmp_path: Path) -> None:
+    result = _cli(["dashboard"], {"BANKPIPE_DASHBOARD_AUTH": "oidc", "HOME": str(tmp_path / "home")}, tmp_path)
+    assert result.returncode == 1
+    lines = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+    assert len(lines) == 1 and "needs an [auth] section in" in lines[0], lines
+    assert str(tmp_path / ".streamlit" / "secrets.toml") in lines[0]
+
+
 def test_cli_with_oidc_passes_the_host_check(tmp_path: Path) -> None:
-    # Hold 127.0.0.1:PORT so the 0.0.0.0 bind fails: the run gets past the sign-in check to the port
+    _write_secrets(tmp_path, AUTH_SECRETS)
+    # Hold 127.0.0.1:PORT so the 0.0.0.0 bind fails: the run gets past the sign-in checks to the port
     # check, and nothing is ever served on a public address during the test.
     with socket.socket() as held:
         held.bind(("127.0.0.1", 0))
         held.listen()
         port = held.getsockname()[1]
         result = _cli(
-            ["dashboard", "--host", "0.0.0.0", "--port", str(port)], {"BANKPIPE_DASHBOARD_AUTH": "oidc"}, tmp_path
+            ["dashboard", "--host", "0.0.0.0", "--port", str(port)],
+            {"BANKPIPE_DASHBOARD_AUTH": "oidc", "HOME": str(tmp_path / "home")},
+            tmp_path,
         )
     assert result.returncode == 1
     out = result.stdout + result.stderr
     assert "refusing" not in out
     assert f"port {port} on 0.0.0.0 is in use" in out
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        ({"client_secret": ""}, "lacks client_secret"),
+        ({"cookie_secret": None, "server_metadata_url": None}, "lacks cookie_secret, server_metadata_url"),
+        ({"redirect_uri": "https://dash.bank.example/"}, "ending in /oauth2callback"),
+    ],
+)
+def test_oidc_config_is_checked_before_serving(tmp_path: Path, change: dict[str, str | None], error: str) -> None:
+    values = {k: v for k, v in {**AUTH_SECRETS, **change}.items() if v is not None}
+    path = _write_secrets(tmp_path, values)
+    with pytest.raises(BankpipeError, match=re.escape(error)) as caught:
+        auth.check_oidc_config([tmp_path / "absent.toml", path])
+    assert "test-client-secret" not in str(caught.value)  # names keys, never values
+
+
+def test_oidc_config_later_file_completes_the_earlier_and_bad_toml_is_one_line(tmp_path: Path) -> None:
+    home = _write_secrets(tmp_path / "home", {k: v for k, v in AUTH_SECRETS.items() if k != "client_secret"})
+    project = _write_secrets(tmp_path / "project", {"client_secret": "s"})
+    auth.check_oidc_config([home, project])  # Streamlit merges them in this order, and so does the check
+    project.write_text('[auth]\nclient_secret = "unterminated\n')
+    with pytest.raises(BankpipeError, match=f"cannot read {re.escape(str(project))}: TOMLDecodeError"):
+        auth.check_oidc_config([home, project])
 
 
 def _settings(**values: str) -> Settings:

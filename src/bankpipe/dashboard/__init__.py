@@ -126,10 +126,12 @@ def _forward_signals(proc: subprocess.Popen[bytes]) -> Callable[[], None]:
 
 def serve(settings: Settings, port: int = DEFAULT_PORT, host: str = HOST) -> None:
     """Run the dashboard on http://<host>:<port> until interrupted (blocks; Ctrl-C stops it)."""
-    from bankpipe.dashboard.auth import check_bind
+    from bankpipe.dashboard.auth import check_bind, check_oidc_config
 
     check_bind(host, settings.dashboard_auth)  # before anything listens: no sign-in means loopback only
     _check_installed()
+    if settings.dashboard_auth == "oidc":
+        check_oidc_config()  # a missing [auth] key would otherwise surface only at the first sign-in
     _check_port(port, host)
     env = {**os.environ, **child_env(settings)}
     log.info(

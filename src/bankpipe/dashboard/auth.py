@@ -25,6 +25,8 @@ ACCESS_LOG = "dashboard-access.log"
 # Only these claims of the identity are ever written down: never a token, whatever the IdP sends.
 LOGGED_CLAIMS = ("email", "sub", "name")
 _SESSION_KEY = "_bankpipe_auth_recorded"
+# What st.login() (one provider, no name) reads from [auth]; a missing one fails only at the first sign-in.
+REQUIRED_AUTH_KEYS = ("redirect_uri", "cookie_secret", "client_id", "client_secret", "server_metadata_url")
 _write_lock = threading.Lock()
 
 
@@ -47,6 +49,40 @@ def check_bind(host: str, auth: str) -> None:
         " data; set BANKPIPE_DASHBOARD_AUTH=oidc with an [auth] section in .streamlit/secrets.toml"
         " (docs/deploy.md), or bind 127.0.0.1"
     )
+
+
+def secrets_files() -> list[Path]:
+    """The secrets.toml files Streamlit will read, in its order (~/.streamlit, then ./.streamlit, or secrets.files)."""
+    from streamlit import config
+
+    config.get_config_options(force_reparse=True)
+    return [Path(p) for p in config.get_option("secrets.files")]
+
+
+def check_oidc_config(files: list[Path] | None = None) -> None:
+    """Before serving with oidc: an [auth] section with every key st.login() needs, or one line naming what lacks."""
+    import tomllib
+
+    files = secrets_files() if files is None else files
+    section: dict[str, Any] = {}
+    for path in files:
+        if not path.is_file():
+            continue
+        try:
+            section.update(tomllib.loads(path.read_text(encoding="utf-8")).get("auth") or {})
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            # The message names the file and the position, never a value.
+            raise BankpipeError(f"cannot read {path}: {type(exc).__name__}: {exc}") from None
+        if path.stat().st_mode & 0o077:
+            log.warning("%s is readable by other users: it holds the dashboard's client and cookie secrets", path)
+    where = " or ".join(str(p) for p in files)
+    if not section:
+        raise BankpipeError(f"BANKPIPE_DASHBOARD_AUTH=oidc needs an [auth] section in {where} (docs/deploy.md)")
+    missing = [key for key in REQUIRED_AUTH_KEYS if not section.get(key)]
+    if missing:
+        raise BankpipeError(f"the [auth] section of Streamlit's secrets lacks {', '.join(missing)} (docs/deploy.md)")
+    if not str(section["redirect_uri"]).endswith("/oauth2callback"):
+        raise BankpipeError("[auth] redirect_uri must be the dashboard's public URL ending in /oauth2callback")
 
 
 def _names(value: str) -> set[str]:
@@ -135,4 +171,4 @@ def gate(settings: Settings) -> None:
         st.button("Sign out", on_click=st.logout, key="bankpipe_sign_out")
 
 
-__all__ = ["check_bind", "gate", "is_loopback", "record", "refusal"]
+__all__ = ["check_bind", "check_oidc_config", "gate", "is_loopback", "record", "refusal"]

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from bankpipe.errors import BankpipeError
 from bankpipe.redact import redact
 from bankpipe.warehouse import Warehouse
 
@@ -84,6 +85,8 @@ def status(wh: Warehouse) -> dict[str, Any]:
 
     Table keys are `schema.table` in lower case on every warehouse (Snowflake stores names upper-case).
     """
+    if not wh.table_exists("ops", "run_log"):  # a first step killed between creating the file and its schemas
+        raise BankpipeError("the warehouse has no tables yet (run: bankpipe run)")
     tables = wh.fetchall(
         "select table_schema, table_name from information_schema.tables"
         " where lower(table_schema) in ('bronze', 'silver', 'gold', 'ops') order by 1, 2"

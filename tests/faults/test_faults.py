@@ -131,3 +131,14 @@ def test_status_shows_a_killed_step_as_interrupted_once_it_ran_again(tmp_path: P
         got = sorted((r["step"], r["status"]) for r in ops.status(wh)["last_runs"])
     # ingest.fx has no later run: it may still be running for all status can tell.
     assert got == [("ingest.fx", "running"), ("transform", "interrupted"), ("transform", "success")]
+
+
+def test_status_of_a_warehouse_killed_before_its_schemas_is_one_line(tmp_path: Path) -> None:
+    """`ingest batch` killed at 0.74 s (trial 85, seed 13) left a DuckDB file without schemas: status said so."""
+    from bankpipe import ops
+    from bankpipe.errors import BankpipeError
+    from bankpipe.warehouse.duckdb import DuckDBWarehouse
+
+    duckdb.connect(str(tmp_path / "w.duckdb")).close()  # what the killed step left: the file, nothing in it
+    with DuckDBWarehouse(tmp_path / "w.duckdb", read_only=True) as wh, pytest.raises(BankpipeError, match="no tables"):
+        ops.status(wh)

@@ -178,14 +178,17 @@ def test_failure_callback_writes_failed_row(env: Settings, monkeypatch: pytest.M
     dag_run = dag.test(run_after=unique(MONDAY_RUN), run_conf={"mode": "incremental"})
     assert str(dag_run.state) == "failed"
 
-    logged = rows(env, "select step, status, error, details from ops.run_log")
-    assert len(logged) == 1, logged  # the stage never started its step: only the callback's row
-    step, status, error, details = logged[0]
-    assert (step, status) == ("airflow.01_ingest_batch_data.ingest_incremental", "failed")
+    logged = {r[0]: r[1:] for r in rows(env, "select step, status, error, details from ops.run_log")}
+    # The stage records its own failed step (the source named, redacted), then the callback its row.
+    assert set(logged) == {"ingest.batch.incremental", "airflow.01_ingest_batch_data.ingest_incremental"}, logged
+    status, error, _ = logged["ingest.batch.incremental"]
+    assert status == "failed" and "cannot connect to the source database" in error and "***" in error
+    status, error, details = logged["airflow.01_ingest_batch_data.ingest_incremental"]
+    assert status == "failed"
     assert json.loads(details)["try_number"] == 1
     # Airflow 3.1's in-process dag.test() does not put the exception in the callback's context (a
     # worker's task runner does); tests/dags/test_common.py covers the text.
-    assert "s3cret-pw" not in error
+    assert all("s3cret-pw" not in (e or "") for _, e, _ in logged.values())
 
 
 def test_chain_ingest_to_transform(dagbag: Any, env: Settings, seed_dir: Path) -> None:

@@ -73,14 +73,24 @@ def key(settings: Settings) -> str:
     return value
 
 
+ACCESS_DDL = (
+    f"create table if not exists {ACCESS_TABLE} (accessed_at timestamp with time zone,"
+    " viewer varchar, page varchar, clear_rows integer, setting varchar)"
+)
+
+
 def install_key(settings: Settings) -> None:
-    """Write the key into silver_pii.pseudonym_key (only when it changed), where the dbt models read it."""
+    """Write the key into silver_pii.pseudonym_key (only when it changed), where the dbt models read it.
+
+    Also creates ops.pii_access, so that on Snowflake the dashboard's role needs only INSERT on it.
+    """
     from bankpipe.warehouse import connect
 
     value = key(settings)
     with connect(settings) as wh:
         wh.execute("create schema if not exists silver_pii")
         wh.execute(f"create table if not exists {KEY_TABLE} (pii_key varchar)")
+        wh.execute(ACCESS_DDL)
         rows = wh.fetchall(f"select pii_key from {KEY_TABLE}")
         if rows == [(value,)]:
             return
@@ -136,10 +146,7 @@ def record_unmasking(settings: Settings, page: str, rows: int) -> None:
     try:
         # A short wait: the audit row must not hold the page up behind a running pipeline step.
         with connect(settings, lock_wait_s=5.0) as wh:
-            wh.execute(
-                f"create table if not exists {ACCESS_TABLE} (accessed_at timestamp with time zone,"
-                " viewer varchar, page varchar, clear_rows integer, setting varchar)"
-            )
+            wh.execute(ACCESS_DDL)
             wh.execute(
                 f"insert into {ACCESS_TABLE} (accessed_at, viewer, page, clear_rows, setting) values (?, ?, ?, ?, ?)",
                 [datetime.now(UTC).isoformat(), who, page, rows, "BANKPIPE_DASHBOARD_SHOW_PII"],

@@ -48,5 +48,8 @@
     grant usage on database {{ db }} to role {{ pii_reader }};
     grant usage on schema {{ db }}.silver_pii to role {{ pii_reader }};
     grant select on all tables in schema {{ db }}.silver_pii to role {{ pii_reader }};
+    {#- a PII-cleared dashboard records each unmasking (bankpipe.pii.record_unmasking) -#}
+    grant usage on schema {{ db }}.ops to role {{ pii_reader }};
+    grant insert on table {{ db }}.ops.pii_access to role {{ pii_reader }};
     {%- endif -%}
 {%- endmacro %}

@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 
-.PHONY: demo test lint bench faults install install-test install-airflow airflow clean lock
+.PHONY: demo test test-long lint bench faults install install-test install-airflow airflow clean lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,7 +48,12 @@ demo: install
 ## test: install test extras and run every test (needs PostgreSQL on 127.0.0.1:5432 for some)
 test: install-test
 	$(BIN)/ruff check src tests bench airflow
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not long" $(PYTEST_ARGS)
+
+## test-long: the trials of several minutes (fault injection over every step, interrupted and resumed runs);
+## BANKPIPE_FAULT_TRIALS=N bounds the fault sample (.ci/run uses 3); `make faults` is the full 100+ trials
+test-long: install-test
+	$(BIN)/python -m pytest -m long $(PYTEST_ARGS)
 
 lint: install-test
 	$(BIN)/ruff check src tests bench airflow

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import sqlite3
 import subprocess
@@ -63,15 +64,20 @@ def test_a_killed_stream_ingest_reruns_to_the_clean_bronze(tmp_path: Path) -> No
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_every_long_step_killed_at_random_points_reruns_to_the_clean_layers(tmp_path: Path) -> None:
-    """One trial per killable step (`python -m tests.faults` runs 100+); all must equal the clean run."""
+    """One trial per killable step, or BANKPIPE_FAULT_TRIALS of them (`python -m tests.faults` runs 100+)."""
+    n_trials = int(os.environ.get("BANKPIPE_FAULT_TRIALS", len(harness.KILLABLE)))
     with harness.workspace(tmp_path) as ws:
         ref = harness.prepare(ws)
         assert harness.check_run_matches(ws, ref) == []
-        planned = harness.plan_trials(harness.KILLABLE, len(harness.KILLABLE), ref.seconds, seed=5)
+        # a different seed each day: the sample CI runs moves over the kill points (printed on failure)
+        seed = int(os.environ.get("BANKPIPE_FAULT_SEED", time.strftime("%Y%m%d")))
+        steps = random.Random(seed).sample(list(harness.KILLABLE), len(harness.KILLABLE))  # a sample: any steps
+        planned = harness.plan_trials(steps, n_trials, ref.seconds, seed=seed)
         trials = harness.run_trials(ws, ref, planned, budget=1800)
         failed = [(t.step, t.delay, t.problems) for t in trials if t.problems]
-        assert failed == []
+        assert failed == [], f"seed {seed} (BANKPIPE_FAULT_SEED): {failed}"
         assert "| **all** |" in harness.table(trials, ref.seconds)
 
 

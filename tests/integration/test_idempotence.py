@@ -67,6 +67,7 @@ def test_run_twice_on_the_same_inputs_gives_the_same_gold(tmp_path: Path) -> Non
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_interrupted_and_resumed_runs_give_the_gold_of_an_uninterrupted_run(tmp_path: Path) -> None:
     """Sixty days (models trained, transactions scored); `run` killed at a quarter, half and 90 % of its time."""
     with harness.workspace(tmp_path) as ws:

@@ -34,13 +34,13 @@ MIN_KEY_CHARS = 16
 PLACEHOLDERS = frozenset({"changeme", "change-me", "secret", "password", "example", "test", "default", "xxx"})
 
 
-def _check(value: str) -> str:
-    """The key itself, or a one-line error when it is too short or a placeholder."""
+def _check(value: str, where: str = "BANKPIPE_PII_KEY") -> str:
+    """The key itself, or a one-line error naming `where` when it is too short or a placeholder."""
     text = value.strip()
     lowered = text.lower()
     if len(text) < MIN_KEY_CHARS or any(lowered.startswith(p) for p in PLACEHOLDERS) or len(set(text)) < 6:
         raise BankpipeError(
-            f"BANKPIPE_PII_KEY looks like a placeholder (at least {MIN_KEY_CHARS} characters of real randomness"
+            f"{where} looks like a placeholder (at least {MIN_KEY_CHARS} characters of real randomness"
             " needed): generate one with `python -c 'import secrets; print(secrets.token_hex(32))'`"
         )
     return text
@@ -60,13 +60,13 @@ def key(settings: Settings) -> str:
         )
     path = settings.state / KEY_FILE
     if path.is_file():
-        return _check(path.read_text(encoding="utf-8"))
+        return _check(path.read_text(encoding="utf-8"), f"the key file {path}")
     value = secrets.token_hex(32)
     # O_EXCL + 0600: two first runs at once keep one key, and no other local user can read it.
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        return _check(path.read_text(encoding="utf-8"))
+        return _check(path.read_text(encoding="utf-8"), f"the key file {path}")
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(value + "\n")
     log.info("generated the customer pseudonymisation key in %s (set BANKPIPE_PII_KEY to choose it)", path)

@@ -202,3 +202,6 @@ def test_key_is_generated_once_0600_and_placeholders_are_refused(tmp_path: Path)
             pii.key(settings.model_copy(update={"pii_key": SecretStr(placeholder)}))
     with pytest.raises(BankpipeError, match="BANKPIPE_PII_KEY is not set"):
         pii.key(settings.model_copy(update={"warehouse": "snowflake"}))
+    (settings.state / pii.KEY_FILE).write_text("\n")  # emptied by hand: refused, not silently replaced
+    with pytest.raises(BankpipeError, match=r"key file .*pii\.key looks like a placeholder"):
+        pii.key(settings)

@@ -99,3 +99,29 @@ def test_show_pii_unmasks_the_customer_page_from_silver_pii_and_logs_it(
         rows = wh.fetchall("select viewer, page, clear_rows, setting from ops.pii_access")
     assert rows and rows[-1][1:] == ("customers", len(top), "BANKPIPE_DASHBOARD_SHOW_PII")
     assert rows[-1][0]  # who looked
+
+
+def test_show_pii_without_access_to_silver_pii_stays_masked_and_says_so(
+    pii_state: Path,
+    tmp_path: Path,
+    use_state: Callable[[Path], Settings],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # As a Snowflake login without BANKPIPE_PII_READER sees it: no silver_pii at all.
+    state = tmp_path / "state"
+    state.mkdir()
+    shutil.copy2(pii_state / "warehouse.duckdb", state / "warehouse.duckdb")
+    clear = clear_values(Settings(state_dir=state))
+    with connect(Settings(state_dir=state)) as wh:
+        wh.execute("drop schema silver_pii cascade")
+    monkeypatch.setenv("BANKPIPE_DASHBOARD_SHOW_PII", "true")
+    use_state(state)
+    with caplog.at_level(logging.WARNING, logger="bankpipe"):
+        at = open_page("customers")
+    assert not problems(at), problems(at)
+    top = at.dataframe[0].value
+    assert len(top) > 0 and not set(top["full_name"]) & clear["names"]
+    assert all("*****" in n for n in top["full_name"])
+    assert any("not readable" in str(w.value) for w in at.warning)
+    assert not [r for r in caplog.records if "PII unmasked" in r.getMessage()]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -78,3 +80,34 @@ def settings(tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch) -> It
     get_settings.cache_clear()
     yield get_settings()
     get_settings.cache_clear()
+
+
+class WarehouseHolder:
+    """Another process holding the DuckDB file open for writing (as a long pipeline step does), until released."""
+
+    def __init__(self, path: Path) -> None:
+        code = f"import duckdb, sys\ncon = duckdb.connect({str(path)!r})\nprint('held', flush=True)\nsys.stdin.read()\n"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        assert self.proc.stdout is not None and self.proc.stdout.readline().strip() == "held"
+
+    def release(self) -> None:
+        if self.proc.poll() is None:
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()  # the holder reads stdin until it closes
+            self.proc.wait(timeout=30)
+
+
+@pytest.fixture
+def hold_warehouse() -> Iterator[Callable[[Path], WarehouseHolder]]:
+    """Start holders of a warehouse file; every one still holding is released after the test."""
+    held: list[WarehouseHolder] = []
+
+    def hold(path: Path) -> WarehouseHolder:
+        held.append(WarehouseHolder(path))
+        return held[-1]
+
+    yield hold
+    for h in held:
+        h.release()

@@ -6,10 +6,8 @@ second process holds it here (as `bankpipe run` does) and the pages are rendered
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,32 +16,8 @@ import streamlit as st
 from bankpipe.dashboard import queries, ui
 from bankpipe.settings import Settings
 from bankpipe.warehouse import connect
+from tests.conftest import WarehouseHolder
 from tests.dashboard.apptest import charts, open_page, problems, texts
-
-
-class Writer:
-    """Another process with the DuckDB file open for writing, until released."""
-
-    def __init__(self, path: Path) -> None:
-        code = f"import duckdb, sys\ncon = duckdb.connect({str(path)!r})\nprint('held', flush=True)\nsys.stdin.read()\n"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-        )
-        assert self.proc.stdout is not None and self.proc.stdout.readline().strip() == "held"
-
-    def release(self) -> None:
-        if self.proc.poll() is None:
-            assert self.proc.stdin is not None
-            self.proc.stdin.close()
-            self.proc.wait(timeout=30)
-
-
-@pytest.fixture
-def writer() -> Iterator[list[Writer]]:
-    held: list[Writer] = []
-    yield held
-    for w in held:
-        w.release()
 
 
 def warnings(at) -> str:  # type: ignore[no-untyped-def]
@@ -51,11 +25,11 @@ def warnings(at) -> str:  # type: ignore[no-untyped-def]
 
 
 def test_a_busy_warehouse_with_nothing_cached_shows_a_notice_not_an_error(
-    tmp_path: Path, use_state, writer: list[Writer]
+    tmp_path: Path, use_state, hold_warehouse: Callable[[Path], WarehouseHolder]
 ) -> None:
     settings: Settings = use_state(tmp_path / "state")
     connect(settings).close()  # a warehouse with its schemas, no gold yet
-    writer.append(Writer(settings.warehouse_file))
+    holder = hold_warehouse(settings.warehouse_file)
     started = time.monotonic()
     at = open_page("overview")
     # Waited briefly once per page run, not once per query, and not the pipeline's 120 s.
@@ -64,7 +38,7 @@ def test_a_busy_warehouse_with_nothing_cached_shows_a_notice_not_an_error(
     assert ui.BUSY in texts(at)
     assert "Filters appear when the pipeline has finished" in " ".join(c.value for c in at.sidebar.caption)
 
-    writer[0].release()  # the step is done: the next run shows the page as it is (empty state)
+    holder.release()  # the step is done: the next run shows the page as it is (empty state)
     st.cache_data.clear()
     at.run()
     assert not problems(at), problems(at)
@@ -75,14 +49,14 @@ def test_a_busy_warehouse_with_nothing_cached_shows_a_notice_not_an_error(
 @pytest.mark.slow
 @pytest.mark.parametrize("page", ["overview", "risk", "fx"])
 def test_a_busy_warehouse_serves_the_last_results_with_their_time(
-    small_app: Settings, writer: list[Writer], page: str
+    small_app: Settings, hold_warehouse: Callable[[Path], WarehouseHolder], page: str
 ) -> None:
     at = open_page(page)
     assert not problems(at), problems(at)
     shown = len(charts(at))
     assert shown
 
-    writer.append(Writer(small_app.warehouse_file))
+    holder = hold_warehouse(small_app.warehouse_file)
     st.cache_data.clear()  # as when the cache's TTL runs out in the middle of a load
     at.run()
     assert not problems(at), problems(at)
@@ -90,7 +64,7 @@ def test_a_busy_warehouse_serves_the_last_results_with_their_time(
     assert ui.BUSY in notice and "Showing the data as of" in notice
     assert len(charts(at)) == shown  # the same page, from the last results
 
-    writer[0].release()
+    holder.release()
     st.cache_data.clear()
     at.run()
     assert not problems(at), problems(at)

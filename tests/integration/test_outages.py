@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 
@@ -28,6 +28,7 @@ from bankpipe.errors import BankpipeError
 from bankpipe.settings import Settings
 from bankpipe.warehouse import connect
 from bankpipe.warehouse.duckdb import WarehouseFullError
+from tests.conftest import WarehouseHolder
 from tests.integration.test_fx_http import GARBAGE, FakeApi, _Handler
 
 pytestmark = pytest.mark.integration
@@ -57,36 +58,6 @@ def count(settings: Settings, sql: str) -> int:
     with connect(settings, read_only=True) as wh:
         row = wh.fetchone(sql)
     return int(row[0]) if row else 0
-
-
-class Holder:
-    """Another process holding the DuckDB file open for writing (as a long pipeline step does)."""
-
-    def __init__(self, path: Path) -> None:
-        code = (
-            "import duckdb, sys, time\n"
-            f"con = duckdb.connect({str(path)!r})\n"
-            "print('held', flush=True)\n"
-            "sys.stdin.read()\n"  # until the test closes our stdin
-        )
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-        )
-        assert self.proc.stdout is not None and self.proc.stdout.readline().strip() == "held"
-
-    def release(self) -> None:
-        if self.proc.poll() is None:
-            assert self.proc.stdin is not None
-            self.proc.stdin.close()
-            self.proc.wait(timeout=30)
-
-
-@pytest.fixture
-def holder() -> Iterator[list[Holder]]:
-    held: list[Holder] = []
-    yield held
-    for h in held:
-        h.release()
 
 
 # --- the FX API, through the CLI (the in-process cases are in test_fx_http.py) ------------------------
@@ -138,7 +109,7 @@ def test_fx_api_faults_through_the_cli(tmp_path: Path, fx_api: FakeApi, fault: s
 
 
 def test_a_locked_warehouse_waits_then_fails_in_one_line_and_writes_nothing(
-    tmp_path: Path, holder: list[Holder]
+    tmp_path: Path, hold_warehouse: Callable[[Path], WarehouseHolder]
 ) -> None:
     state = tmp_path / "state"
     env = cli_env(state, BANKPIPE_WAREHOUSE_LOCK_WAIT_S="2")
@@ -146,8 +117,7 @@ def test_a_locked_warehouse_waits_then_fails_in_one_line_and_writes_nothing(
     connect(settings).close()  # the warehouse exists, with its schemas, and is empty
     before = count(settings, "select count(*) from bronze.raw_exchange_rates")
     runs_before = count(settings, "select count(*) from ops.run_log")
-    h = Holder(settings.warehouse_file)
-    holder.append(h)
+    h = hold_warehouse(settings.warehouse_file)
 
     started = time.monotonic()
     proc = bankpipe(env, "ingest", "fx")
@@ -173,7 +143,7 @@ def test_a_locked_warehouse_waits_then_fails_in_one_line_and_writes_nothing(
 
 @pytest.mark.slow
 def test_bankpipe_run_on_a_locked_warehouse_names_the_step_and_the_holder(
-    tmp_path: Path, pg_url: str, holder: list[Holder]
+    tmp_path: Path, pg_url: str, hold_warehouse: Callable[[Path], WarehouseHolder]
 ) -> None:
     state = tmp_path / "state"
     env = cli_env(state, BANKPIPE_SOURCE_URL=pg_url, BANKPIPE_WAREHOUSE_LOCK_WAIT_S="1")
@@ -184,8 +154,7 @@ def test_bankpipe_run_on_a_locked_warehouse_names_the_step_and_the_holder(
     assert gen.returncode == 0, gen.stderr
     settings = Settings(state_dir=state)
     connect(settings).close()
-    h = Holder(settings.warehouse_file)
-    holder.append(h)
+    h = hold_warehouse(settings.warehouse_file)
     proc = bankpipe(env, "run")
     assert proc.returncode == 1, proc.stderr[-3000:]
     (line,) = error_lines(proc)
@@ -198,11 +167,12 @@ def test_bankpipe_run_on_a_locked_warehouse_names_the_step_and_the_holder(
     assert count(settings, "select count(*) from bronze.raw_customers") == 50
 
 
-def test_a_lock_released_within_the_wait_is_waited_for(tmp_path: Path, holder: list[Holder]) -> None:
+def test_a_lock_released_within_the_wait_is_waited_for(
+    tmp_path: Path, hold_warehouse: Callable[[Path], WarehouseHolder]
+) -> None:
     settings = Settings(state_dir=tmp_path / "state", warehouse_lock_wait_s=30)
     connect(settings).close()
-    h = Holder(settings.warehouse_file)
-    holder.append(h)
+    h = hold_warehouse(settings.warehouse_file)
     # Released while the step waits: it goes on as if the file had been free (a retry, not an error).
     subprocess.Popen([sys.executable, "-c", f"import os, time; time.sleep(1); os.kill({h.proc.pid}, 15)"])
     started = time.monotonic()

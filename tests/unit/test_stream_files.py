@@ -170,3 +170,22 @@ def test_iter_array_elements_reads_a_large_array_in_bounded_pieces(tmp_path, mon
     path.write_bytes(b'[{"a": "' + b"x" * 200 + b'"}, {"b": 2}]')
     got = [(n, o, element_error(raw)) for n, o, raw in iter_array_elements(path)]
     assert got[0][2] == (None, "element longer than 0 MiB") and got[1][2] == ('{"b": 2}', None)
+
+
+def test_staged_links_sit_beside_the_warehouse_not_in_tmp_and_a_dead_runs_are_removed(tmp_path):
+    from bankpipe.warehouse.base import JsonFile
+    from bankpipe.warehouse.duckdb import _staged
+
+    landed = tmp_path / "landing" / "x*.json"
+    landed.parent.mkdir()
+    landed.write_text("[]")
+    warehouse = tmp_path / "state" / "warehouse.duckdb"
+    warehouse.parent.mkdir()
+    dead = warehouse.parent / "warehouse.duckdb.stage-dead"
+    dead.mkdir()
+    with _staged([JsonFile(landed, landed.name, "", "array")], warehouse) as staged:
+        (link,) = staged
+        assert os.path.dirname(os.path.dirname(link)) == str(warehouse.parent)
+        assert os.readlink(link) == str(landed) and "*" not in link
+        assert not dead.exists()
+    assert not os.path.exists(os.path.dirname(link))

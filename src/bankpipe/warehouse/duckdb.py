@@ -120,13 +120,18 @@ def _open(path: Path, read_only: bool, wait_s: float = LOCK_WAIT_S) -> duckdb.Du
 
 
 @contextmanager
-def _staged(files: Sequence[JsonFile]) -> Iterator[dict[str, JsonFile]]:
+def _staged(files: Sequence[JsonFile], warehouse: Path) -> Iterator[dict[str, JsonFile]]:
     """Each file under a generated, glob-free name (a symlink in a private temp dir): staged path → file.
 
     DuckDB's readers take a path as a glob pattern; a landed `x*.json` would also read `x1.json`, and
-    `[x].json` would read `x.json`. The landing folder's names are never handed to DuckDB.
+    `[x].json` would read `x.json`. The landing folder's names are never handed to DuckDB. The links
+    sit beside the warehouse (the state dir, 0700), not in /tmp; the caller holds the file's only
+    write connection, so a stage folder of this warehouse found here is a killed run's.
     """
-    folder = Path(tempfile.mkdtemp(prefix="bankpipe-stage-"))
+    prefix = f"{warehouse.name}.stage-"
+    for stale in warehouse.parent.glob(f"{glob.escape(prefix)}*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=warehouse.parent))
     staged: dict[str, JsonFile] = {}
     try:
         for i, f in enumerate(files):
@@ -225,7 +230,7 @@ class DuckDBWarehouse:
     def load_json_files(self, files: Sequence[JsonFile], batch_id: str, loaded_at: datetime) -> dict[str, int]:
         self.con.execute("create or replace temp table _landed (_path varchar, _name varchar, _sha varchar)")
         try:
-            with _staged(files) as staged:
+            with _staged(files, self.path) as staged:
                 for path, f in staged.items():
                     self.con.execute("insert into _landed values (?, ?, ?)", [path, f.name, f.sha256])
                 for fmt in ("array", "newline_delimited"):
@@ -288,7 +293,7 @@ class DuckDBWarehouse:
     def json_file_error(self, path: Path, fmt: str) -> str | None:
         if fmt == "":
             return "not a JSON array or JSON Lines (first character is neither '[' nor '{')"
-        with _staged([JsonFile(path, path.name, "", fmt)]) as staged:
+        with _staged([JsonFile(path, path.name, "", fmt)], self.path) as staged:
             try:
                 self.con.execute(f"select count(*) from ({self._select_records(list(staged), fmt)})").fetchone()
             except duckdb.Error as exc:

@@ -163,7 +163,9 @@ def install_log_redaction() -> None:
 
     def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = base(*args, **kwargs)
-        if record.name == "bankpipe" or record.name.startswith("bankpipe."):
+        # logging.makeLogRecord (structlog's formatter, Airflow's) builds a record named None first
+        name = record.name if isinstance(record.name, str) else ""
+        if name == "bankpipe" or name.startswith("bankpipe."):
             try:
                 message = record.getMessage()
             except Exception:  # a malformed record is the handler's to report, as without us

@@ -158,3 +158,13 @@ def test_every_bankpipe_log_record_is_redacted_whatever_the_handler(caplog: pyte
 def test_urls_that_do_not_parse_are_masked_not_raised(text: str) -> None:
     shown = redact(text)
     assert "S3cr3tTok" not in shown and MASK in shown
+
+
+def test_the_record_factory_takes_records_made_without_a_name() -> None:
+    """logging.makeLogRecord (used by structlog's and Airflow's formatters) first makes a record named None."""
+    from bankpipe.redact import install_log_redaction
+
+    install_log_redaction()
+    # raised AttributeError inside the factory before (a "--- Logging error ---" in the middle of a run)
+    record = logging.makeLogRecord({"name": "bankpipe.x", "msg": "loaded %d files", "args": (3,)})
+    assert (record.name, record.getMessage()) == ("bankpipe.x", "loaded 3 files")

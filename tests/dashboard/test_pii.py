@@ -99,6 +99,11 @@ def test_show_pii_unmasks_the_customer_page_from_silver_pii_and_logs_it(
         rows = wh.fetchall("select viewer, page, clear_rows, setting from ops.pii_access")
     assert rows and rows[-1][1:] == ("customers", len(top), "BANKPIPE_DASHBOARD_SHOW_PII")
     assert rows[-1][0]  # who looked
+    # Shown again from Streamlit's cache (another session, a rerun): recorded again all the same.
+    at.run()
+    with connect(settings, read_only=True) as wh:
+        again = wh.fetchall("select page from ops.pii_access")
+    assert len(again) == len(rows) + 1
 
 
 def test_show_pii_without_access_to_silver_pii_stays_masked_and_says_so(

@@ -486,3 +486,19 @@ def test_a_200_mb_json_lines_file_with_a_bad_line_loads_in_bounded_memory(settin
     assert q(settings, "select line_number from ops.rejected_lines") == [(1001,)]
     # Measured 715 MB (DuckDB's buffers; 530 MB for 100 MB, 770 MB for 400 MB): not the file times ten.
     assert peak_mb < 1200, f"peak RSS {peak_mb} MB"
+
+
+def test_an_array_cut_right_after_a_nested_array_is_partial_not_half_loaded(settings, landing):
+    """`[{…}, {"tags": ["x"]` ends in ']' like a complete array: loading its first element now would load it twice."""
+    whole = json.dumps([rec(1), {**rec(2), "tags": ["x", "y"]}, rec(3)], indent=4)
+    cut = whole[: whole.index('"y"') + len('"y"')] + "\n        ]"
+    land(landing, "transaction_20260101_000001.json", cut)
+    first = stream.run(settings)
+    assert not first.loaded and [n for n, _ in first.partial] == ["transaction_20260101_000001.json"]
+    assert "does not close" in first.partial[0][1] and "waiting for the complete file" in first.partial[0][1]
+    assert bronze_ids(settings) == []
+    assert q(settings, "select count(*) from ops.rejected_lines") == [(0,)]
+
+    land(landing, "transaction_20260101_000001.json", whole)
+    assert stream.run(settings).loaded == [("transaction_20260101_000001.json", 3)]
+    assert bronze_ids(settings) == ["TRX-000001", "TRX-000002", "TRX-000003"]  # each once

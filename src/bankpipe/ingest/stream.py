@@ -55,6 +55,7 @@ from filelock import FileLock, Timeout
 
 from bankpipe import ops
 from bankpipe.errors import BankpipeError
+from bankpipe.redact import redact
 from bankpipe.settings import Settings
 from bankpipe.warehouse import Warehouse
 from bankpipe.warehouse import connect as warehouse_connect
@@ -524,13 +525,22 @@ class _Salvage:
             )
 
     def _elements(self) -> Iterator[JsonLine]:
-        # An array here ends in ']' (a cut one is `partial` before it gets here): no truncation to detect.
         for number, offset, raw in iter_array_elements(self.f.path):
+            if raw.startswith(b"\x00UNCLOSED"):
+                # The last byte is a ']' but the array never closes: cut after a nested array
+                # (`[{…}, {"tags": ["x"]`), or an unterminated string. Loading the elements before
+                # would load them again when the complete file arrives: the file is `partial`.
+                self.truncated = (
+                    f"truncated JSON array: the array opened at the start does not close; from line {number}"
+                    f" (byte {offset}) on, a record is cut or a string never ends; not loaded — waiting for the"
+                    " complete file"
+                )
+                return
             text, reason = element_error(raw)
             if text is not None:
                 yield JsonLine(number, offset, text)
             else:
-                self.reject(number, offset, reason or "", raw.removeprefix(b"\x00AFTER").removeprefix(b"\x00UNCLOSED"))
+                self.reject(number, offset, reason or "", raw.removeprefix(b"\x00AFTER"))
 
     def reject(self, number: int, offset: int, reason: str, raw: bytes) -> None:
         self.rejected += 1
@@ -793,6 +803,8 @@ def _salvage(settings: Settings, wh: Warehouse, f: LandedFile, ledger: _Ledger, 
         result.waiting.append(f.path.name)
         return
     except wh.errors as exc:
+        if isinstance(exc, getattr(wh, "transient_errors", ())):
+            raise  # an outage, not a bad file: the pass fails and the next one retries the file
         _reject(settings, wh, f, str(exc).splitlines()[0], result)
         return
     ledger.versions[f.path.name] = ledger.versions.get(f.path.name, 0) + 1
@@ -971,7 +983,7 @@ def _log_hook(settings: Settings, pending: _PendingHook, error: BaseException | 
                     pending.result.rows,
                     0,
                     "failed" if error else "success",
-                    f"{type(error).__name__}: {error}"[:2000] if error else None,
+                    redact(f"{type(error).__name__}: {error}")[:2000] if error else None,
                     orjson.dumps({"batch_id": pending.result.batch_id, "attempt": pending.attempts}).decode(),
                 ],
             )

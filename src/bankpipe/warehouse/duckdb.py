@@ -148,6 +148,15 @@ class DuckDBWarehouse:
 
     dialect = "duckdb"
     errors: tuple[type[BaseException], ...] = (duckdb.Error,)
+    # Errors of the moment, not of the data: a step meeting one fails (and is retried), it never
+    # sets a file aside as bad.
+    transient_errors: tuple[type[BaseException], ...] = (
+        duckdb.IOException,
+        duckdb.TransactionException,
+        duckdb.ConnectionException,
+        duckdb.OutOfMemoryException,
+        duckdb.InterruptException,
+    )
 
     def __init__(self, path: Path, *, read_only: bool = False, lock_wait_s: float = LOCK_WAIT_S) -> None:
         self.path = Path(path)

@@ -232,6 +232,12 @@ class SnowflakeWarehouse:
 
         self.config = config
         self.errors: tuple[type[BaseException], ...] = (snowflake.connector.errors.Error, ValueError)
+        # Connection and service errors: an outage, never a reason to set a file aside as bad.
+        self.transient_errors: tuple[type[BaseException], ...] = (
+            snowflake.connector.errors.OperationalError,
+            snowflake.connector.errors.InterfaceError,
+            snowflake.connector.errors.ServiceUnavailableError,
+        )
         log.info(
             "connecting to Snowflake account %s as %s (%s auth), database %s",
             config.account,

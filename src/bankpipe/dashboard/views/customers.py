@@ -43,6 +43,11 @@ def render() -> None:
     )
     ui.require_data(settings, src)
     data = queries.customers(settings, src, flt, show_pii=ui.show_pii(settings))
+    if data and data.get("unmasked"):
+        from bankpipe import pii
+
+        # every display of clear values is recorded, cached or not (who: the signed-in viewer)
+        pii.record_unmasking(settings, "customers", int(data["top"]["full_name"].notna().sum()))
     if data is None or data["segments"].empty:
         ui.empty_state("No customer segmentation yet (gold.mart_customer_rfm is missing or empty).")
         st.stop()

@@ -133,10 +133,18 @@ def _batch(r: Any) -> str:
 
 
 def _stream(r: Any) -> str:
-    return (
+    line = (
         f"{len(r.loaded)} files, {r.rows} records; {len(r.duplicates)} duplicate files skipped, "
         f"{len(r.rejected)} rejected"
     )
+    # what was not loaded whole is said here too, not only in `bankpipe status`
+    bad_lines = sum(n for _, n in r.rejected_lines)
+    extra = [
+        f"{len(r.partial)} partial (waiting for the complete file)" if r.partial else "",
+        f"{bad_lines} bad lines kept in ops.rejected_lines" if bad_lines else "",
+        f"{len(r.waiting)} still being written" if r.waiting else "",
+    ]
+    return "; ".join([line, *(e for e in extra if e)])
 
 
 def _fx(r: Any) -> str:

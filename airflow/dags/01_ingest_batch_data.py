@@ -2,8 +2,8 @@
 ### 01_ingest_batch_data — PostgreSQL master data → bronze
 
 Every day at 01:00 WIB the master tables of the source database (`location`, `bank_info`,
-`customer`, `account`, `fraud_case`) are loaded into `bronze.raw_*`: **incremental** past the
-`updated_at` watermark, and on **Sundays a full reconcile** that also records rows deleted at the
+`customer`, `account`, `fraud_case`) are loaded into `bronze.raw_*`: **incremental** by transaction
+id (the rows committed since the last run's snapshot, so no concurrent writer is skipped), and on **Sundays a full reconcile** that also records rows deleted at the
 source. A manual run may force either with the `mode` param.
 
 Calls `bankpipe.ingest.postgres.run` (the same function as `bankpipe ingest batch`). The source is

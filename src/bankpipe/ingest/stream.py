@@ -19,13 +19,15 @@ What happens to a file, decided once per file and recorded (`bankpipe status` sh
   message and the line as received (status `loaded`, `rejected_lines` = how many). Non-UTF-8 bytes,
   nesting deeper than 1,024 levels and lines over 16 MiB are rejected lines there. (A file DuckDB
   reads whole keeps a deeply nested but valid record in bronze; silver rejects it, having no id.)
+  A JSON array that DuckDB refuses is salvaged the same way, element by element
+  (`iter_array_elements`): a bad element is a rejected "line" at the line where it starts.
 - **partial** — a file that ends in the middle of its data (a JSON array without its closing `]`, or
   a JSON Lines file whose last line stops mid-record without a newline): a producer that crashed or
   is still writing. Nothing of it is loaded; it is recorded `partial` with the byte where it broke
   and left in place, so the complete file (same name, new content) loads — whole and once — when it
   arrives. A partial file that never gets completed stays reported as partial.
 - **duplicate** — the same bytes as a file already loaded (under any name): skipped.
-- **rejected** — empty, not JSON, or no record readable: moved to the quarantine folder and recorded
+- **rejected** — empty, not JSON, or no line or element readable: moved to the quarantine folder and recorded
   in `ops.rejected_files` with the reason.
 - **refused** — not a regular file (symlink, FIFO, device, directory), unreadable, or vanished:
   recorded in `ops.rejected_files` (no quarantine path) and left alone, never followed or opened

@@ -3,8 +3,9 @@
 
 Every day at 01:00 WIB the master tables of the source database (`location`, `bank_info`,
 `customer`, `account`, `fraud_case`) are loaded into `bronze.raw_*`: **incremental** by transaction
-id (the rows committed since the last run's snapshot, so no concurrent writer is skipped), and on **Sundays a full reconcile** that also records rows deleted at the
-source. A manual run may force either with the `mode` param.
+id (the rows committed since the last run's snapshot, so no concurrent writer is skipped), and on
+**Sundays a full reconcile** that also records rows deleted at the source. A manual run may force
+either with the `mode` param.
 
 Calls `bankpipe.ingest.postgres.run` (the same function as `bankpipe ingest batch`). The source is
 the Airflow Connection `bankpipe_source` when defined, else `BANKPIPE_SOURCE_URL`. Its login is a

@@ -249,13 +249,13 @@ class Reference:
     final: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
-def prepare(ws: Workspace, steps: Sequence[str] = tuple(s for s, _ in PIPELINE)) -> Reference:
-    """Generate the dataset into the source and the landing folder, then the clean reference run."""
-    gen = subprocess.run(
+def generate(ws: Workspace, dataset: Sequence[str] = DATASET) -> subprocess.CompletedProcess[str]:
+    """`bankpipe generate` of `dataset` into the workspace's source database and landing folder."""
+    return subprocess.run(
         [
             str(BANKPIPE),
             "generate",
-            *DATASET,
+            *dataset,
             "--to-postgres",
             "--out",
             str(ws.root / "generated"),
@@ -267,6 +267,11 @@ def prepare(ws: Workspace, steps: Sequence[str] = tuple(s for s, _ in PIPELINE))
         capture_output=True,
         text=True,
     )
+
+
+def prepare(ws: Workspace, steps: Sequence[str] = tuple(s for s, _ in PIPELINE)) -> Reference:
+    """Generate the dataset into the source and the landing folder, then the clean reference run."""
+    gen = generate(ws)
     if gen.returncode != 0:
         raise StepFailed("generate", gen.returncode, gen.stdout + gen.stderr)
     ref = Reference(snapshots=[], after=[], seconds={})

@@ -6,7 +6,6 @@ is compared table by table (row count + checksum of every column but GOLD_LINEAG
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -37,22 +36,8 @@ def gold(ws: harness.Workspace) -> dict[str, tuple[int, int]]:
 
 
 def generate(ws: harness.Workspace, dataset: list[str]) -> None:
-    subprocess.run(
-        [
-            str(harness.BANKPIPE),
-            "generate",
-            *dataset,
-            "--to-postgres",
-            "--out",
-            str(ws.root / "generated"),
-            "--stream-out",
-            str(ws.state / "landing" / "transactions"),
-        ],
-        cwd=ws.root,
-        env=ws.env(),
-        check=True,
-        capture_output=True,
-    )
+    gen = harness.generate(ws, dataset)
+    assert gen.returncode == 0, gen.stderr[-2000:]
 
 
 def test_run_twice_on_the_same_inputs_gives_the_same_gold(tmp_path: Path) -> None:

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -19,13 +18,6 @@ from bankpipe.ingest import stream
 from bankpipe.warehouse import connect as wh_connect
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def landing(settings) -> Path:
-    folder = settings.transactions_landing
-    folder.mkdir(parents=True)
-    return folder
 
 
 def q(settings, sql: str, params=None):

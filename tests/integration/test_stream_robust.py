@@ -22,22 +22,11 @@ from typer.testing import CliRunner
 from bankpipe.errors import BankpipeError
 from bankpipe.ingest import stream
 from bankpipe.warehouse import connect as wh_connect
+from tests.integration.test_ingest_stream import q
 
 pytestmark = pytest.mark.integration
 
 LONG_AGO = time.time() - 3600  # an mtime that is complete by any settle rule
-
-
-@pytest.fixture
-def landing(settings) -> Path:
-    folder = settings.transactions_landing
-    folder.mkdir(parents=True)
-    return folder
-
-
-def q(settings, sql: str, params=None):
-    with wh_connect(settings) as wh:
-        return wh.fetchall(sql, params)
 
 
 def rec(i: int, **extra) -> dict:

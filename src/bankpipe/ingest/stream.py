@@ -805,7 +805,7 @@ def _salvage(settings: Settings, wh: Warehouse, f: LandedFile, ledger: _Ledger, 
         result.waiting.append(f.path.name)
         return
     except wh.errors as exc:
-        if isinstance(exc, getattr(wh, "transient_errors", ())):
+        if isinstance(exc, wh.transient_errors):
             raise  # an outage, not a bad file: the pass fails and the next one retries the file
         _reject(settings, wh, f, str(exc).splitlines()[0], result)
         return

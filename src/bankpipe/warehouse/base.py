@@ -41,6 +41,9 @@ class Warehouse(Protocol):
     dialect: str
     # The driver's exception types (what a failed statement or an unreadable file raises).
     errors: tuple[type[BaseException], ...]
+    # Among them, the errors of the moment (I/O, connection, service): a step meeting one fails and is
+    # retried; it never sets a file aside as bad.
+    transient_errors: tuple[type[BaseException], ...]
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> None: ...
 

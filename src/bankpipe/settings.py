@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     fx_timeout_s: float = 10.0
     fx_retries: int = 3
     mlflow_uri: str | None = None
+    # The fraud team's daily alert budget: each fraud model's (and the rules') alert threshold is the
+    # score that raises this many alerts a day on the validation window (docs/ml.md, "Training").
+    ml_alerts_per_day: int = Field(50, ge=1)
     log_level: str = "INFO"
     # Customer names and e-mails on the dashboard are masked unless this is set (a PII-cleared viewer).
     dashboard_show_pii: bool = False

@@ -261,3 +261,34 @@ def test_a_later_master_data_version_never_changes_earlier_features(tmp_path: Pa
         after = _features(w)
     pd.testing.assert_frame_equal(before.loc[["T0", "T1", "T2"]], after.loc[["T0", "T1", "T2"]], check_exact=True)
     assert after.loc["T3", ["segment", "account_type"]].tolist() == ["Platinum", "Loan"]
+
+
+def test_fraud_model_inputs_exclude_the_authorisation_outcome() -> None:
+    num, cat = features.feature_columns("fraud")
+    assert "status" not in num + cat
+    assert "status" in features.KEYS  # kept in the frame for a one-off comparison
+
+
+@pytest.mark.parametrize(("reported_at", "risk"), [("2025-10-02 08:59:59", 1.0), ("2025-10-02 09:00:00", 0.0)])
+def test_counterparty_traffic_and_known_fraud_share(wh: DuckDBWarehouse, reported_at: str, risk: float) -> None:
+    """The counterparty is the handbook's terminal: its recent traffic, and the share of it known to be fraud."""
+    fx.add_transactions(wh, pd.DataFrame(HAND))
+    fx.add_reports(wh, pd.DataFrame({"transaction_id": ["T3"], "reported_at": [pd.Timestamp(reported_at)]}))
+    f = _features(wh)
+    # ACC-C received T3 (22.5 h before T4); ACC-B received T1 (30 min before T2, and 10:30 is not "before" T3).
+    assert f.loc["T4", ["counterparty_txn_1d", "counterparty_txn_7d", "counterparty_txn_30d"]].tolist() == [1, 1, 1]
+    assert f.loc["T4", ["counterparty_risk_1d", "counterparty_risk_7d", "counterparty_risk_30d"]].tolist() == [risk] * 3
+    assert f.loc["T2", "counterparty_txn_1d"] == 1 and f.loc["T2", "counterparty_risk_1d"] == 0
+    assert f.loc["T1", "counterparty_txn_30d"] == 0
+    # T5, T6 pay ACC-A, which nothing paid before.
+    assert f.loc["T6", "counterparty_txn_1d"] == 1  # T5, an hour earlier
+
+
+def test_customer_average_amounts_per_window(wh: DuckDBWarehouse) -> None:
+    fx.add_transactions(wh, pd.DataFrame(HAND))
+    f = _features(wh)
+    avg = 350_000 / 3  # T1..T3, all within a day before T4
+    for w in ("1d", "7d", "30d"):
+        assert f.loc["T4", f"log_amount_avg_{w}"] == pytest.approx(math.log1p(avg))
+        assert f.loc["T4", f"log_amount_to_avg_{w}"] == pytest.approx(math.log1p(1_000_000 / avg))
+    assert math.isnan(f.loc["T1", "log_amount_avg_1d"])  # no history: missing, not 0

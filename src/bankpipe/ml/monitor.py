@@ -1,16 +1,19 @@
 """Model monitoring: `gold.ml_model_metrics`, one row per day and model version.
 
+Each version is judged on the scores it served (`gold.ml_served_scores`: the first batch or
+real-time score it gave a transaction), never on rows `--rescore` added later with hindsight.
 Quality (AUC, AP, CP@k) is computed on matured days only: fraud is reported days to weeks after
 it happens, so a recent day's "legit" labels are mostly unknown fraud and would flatter or
 punish the model at random. Alert volume and score drift (PSI against the training window's
-scores) need no labels and are computed for every day.
+scores) need no labels and are computed for every day. Days the version was trained or tuned on
+are flagged `is_in_sample`: averages of quality over time leave them out.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
@@ -43,8 +46,11 @@ DDL = """create table if not exists gold.ml_model_metrics (
     macro_f1             double,            -- status model only
     mean_score           double,
     psi                  double,            -- score drift against the training window
-    computed_at          timestamptz not null
+    computed_at          timestamptz not null,
+    is_in_sample         boolean            -- a day the version was trained or tuned on (null: unknown)
 )"""
+# Tables made before the flag existed gain it (monitoring rewrites every row each run).
+MIGRATION = "alter table gold.ml_model_metrics add column if not exists is_in_sample boolean"
 
 
 @dataclass
@@ -60,12 +66,29 @@ def _scores(wh: Warehouse) -> pd.DataFrame:
         select s.model_name, s.model_version, s.score, s.label, t.transaction_id, t.account_id,
                t.transaction_date, t.status,
                f.transaction_id is not null as is_fraud
-        from gold.ml_transaction_scores s
+        from gold.ml_served_scores s
         join ({features.transactions_sql()}) t on t.transaction_id = s.transaction_id
         left join (select distinct transaction_id from silver.stg_fraud_cases where is_confirmed_fraud) f
             on f.transaction_id = s.transaction_id
     """
     return features.fetch_df(wh, sql)
+
+
+def in_sample_days(tags: dict[str, str]) -> tuple[date | None, date | None]:
+    """(first, end exclusive) of the days a version saw at training, from its registry tags; None: unknown.
+
+    From the training window's first day (`train_window`, when tagged) up to the test window
+    (`test_window`): training, validation and the label-delay gap between them. Without a
+    `train_window` tag every day before the test window counts, the warm-up included.
+    """
+
+    def first_day(window: str | None) -> date | None:
+        try:
+            return date.fromisoformat(window.split("..")[0]) if window else None
+        except ValueError:
+            return None
+
+    return first_day(tags.get("train_window")), first_day(tags.get("test_window"))
 
 
 def day_metrics(day: pd.DataFrame, target: str, matured: bool, reference: dict[str, list[float]], k: int = K) -> dict:
@@ -109,6 +132,7 @@ def run(settings: Settings, k: int = K) -> MonitorResult:
         features.prepare_tail(wh)
         ensure_tables(wh)
         wh.execute(DDL)
+        wh.execute(features.dialect_sql(wh, MIGRATION))
         scores = _scores(wh)
         as_of = wh.fetchone(f"select max(transaction_date) from ({features.transactions_sql()})")
         last_day = as_of[0] if as_of else None
@@ -119,6 +143,7 @@ def run(settings: Settings, k: int = K) -> MonitorResult:
             target = targets.get(name, "fraud")
             mv = mlc.get_model_version(name, version)
             reference = registry.ModelInfo(name, version, mv.run_id, dict(mv.tags)).psi_reference
+            seen_from, seen_until = in_sample_days(dict(mv.tags))
             matured_until = last_day - timedelta(days=TARGET_DEFAULTS[target]["maturity_days"])
             for day, part in group.groupby("transaction_date", sort=True):
                 d = pd.Timestamp(day).date()
@@ -131,6 +156,7 @@ def run(settings: Settings, k: int = K) -> MonitorResult:
                         "target": target,
                         "k": k,
                         "computed_at": computed_at,
+                        "is_in_sample": None if seen_until is None else (seen_from or d) <= d < seen_until,
                         **m,
                     }
                 )

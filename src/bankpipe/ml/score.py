@@ -4,8 +4,11 @@ Both paths call the same `Scorer.score()` with a different predicate: batch take
 a champion has not scored yet, real-time the transactions of the stream batch that just landed.
 Features come from `features.compute()` either way, so a transaction gets the same features and
 score whichever path reaches it first, and it is scored once per model (the unscored predicate).
-`bankpipe ml score --rescore` replaces the scores (and alerts) of earlier versions with the
-champion's, so every row can be made to carry the current model.
+
+Scores and alerts are append-only history: a row is never updated or deleted. `bankpipe ml score
+--rescore` adds the champion's rows beside the served ones; the views name what is current
+(`gold.ml_current_scores`, `gold.current_fraud_alerts`) and what was served
+(`gold.ml_served_scores`), and `history()` lists every score a transaction got.
 """
 
 from __future__ import annotations
@@ -40,6 +43,10 @@ REFRESH_S = 60.0
 # `--rescore` modes: rows of versions other than the champion, or every scored row.
 RESCORE_MODES = ("stale", "all")
 
+# How a row was written: served (batch, realtime) or added later by `--rescore`.
+SERVED_BY = ("batch", "realtime")
+SCORED_BY = (*SERVED_BY, "rescore")
+
 DDL = [
     """create table if not exists gold.ml_transaction_scores (
     transaction_id  varchar not null,
@@ -48,7 +55,8 @@ DDL = [
     score           double not null,   -- fraud: P(fraud); status: P(not Success)
     label           varchar not null,  -- fraud: fraud | legit at the version's threshold; status: predicted status
     scored_at       timestamptz not null,
-    scored_by       varchar not null   -- batch | realtime | rescore
+    scored_by       varchar not null,  -- batch | realtime | rescore
+    score_seq       bigint             -- the scoring call that wrote the row: 1, 2, … in commit order
 )""",
     """create table if not exists gold.fraud_alerts (
     transaction_id  varchar not null,
@@ -61,15 +69,51 @@ DDL = [
     batch_id        varchar,
     landed_at       timestamptz,       -- when the transaction's file appeared (real-time only)
     alerted_at      timestamptz not null,
-    raised_by       varchar not null   -- batch | realtime | rescore
+    raised_by       varchar not null,  -- batch | realtime | rescore
+    score_seq       bigint             -- the score row's (same call, same alerted_at = scored_at)
 )""",
+    # Warehouses made before scores were kept as history: the column is null on their rows.
+    "alter table gold.ml_transaction_scores add column if not exists score_seq bigint",
+    "alter table gold.fraud_alerts add column if not exists score_seq bigint",
+]
+
+# The latest row first: by the call's sequence (the warehouse's commit order; scored_at is the
+# scoring process's clock), then its time; the rest only make ties between concurrent writers
+# deterministic. Rows written before the sequence existed (null) were the only row of their model.
+LATEST_FIRST = "coalesce(score_seq, 0) desc, scored_at desc, model_version desc, scored_by desc, score desc, label desc"
+# The first score a version served a transaction, outside any rescoring.
+FIRST_SERVED = "coalesce(score_seq, 0), scored_at, scored_by, score, label"
+_IN = ", ".join(f"'{m}'" for m in SCORED_BY)
+_SERVED_IN = ", ".join(f"'{m}'" for m in SERVED_BY)
+VIEWS = [
+    f"""create or replace view gold.ml_current_scores as
+select * from gold.ml_transaction_scores
+where scored_by in ({_IN})
+qualify row_number() over (partition by transaction_id, model_name order by {LATEST_FIRST}) = 1""",
+    f"""create or replace view gold.ml_served_scores as
+select * from gold.ml_transaction_scores
+where scored_by in ({_SERVED_IN})
+qualify row_number() over (partition by transaction_id, model_name, model_version order by {FIRST_SERVED}) = 1""",
+    # An alert is current while the score row that raised it is.
+    """create or replace view gold.current_fraud_alerts as
+select a.* from gold.fraud_alerts a
+join gold.ml_current_scores c
+  on c.transaction_id = a.transaction_id and c.model_name = a.model_name and c.model_version = a.model_version
+ and c.scored_at = a.alerted_at and coalesce(c.score_seq, 0) = coalesce(a.score_seq, 0)""",
 ]
 
 
 def ensure_tables(wh: Warehouse) -> None:
-    """Create the gold scoring tables if they are missing."""
-    for statement in DDL:
+    """Create the gold scoring tables and views if they are missing (idempotent; old tables gain `score_seq`)."""
+    for statement in DDL + VIEWS:
         wh.execute(features.dialect_sql(wh, statement))
+
+
+def _next_seq(wh: Warehouse) -> int:
+    """The next scoring call's number (read inside its transaction: a rolled-back call uses none)."""
+    # fetchall, not fetchone: DuckDB keeps a half-read result open, and the inserts follow at once.
+    ((seq,),) = wh.fetchall("select coalesce(max(score_seq), 0) + 1 from gold.ml_transaction_scores")
+    return int(seq)
 
 
 @dataclass
@@ -90,7 +134,7 @@ class ScoreSummary:
     """Rows scored and alerts raised per model in one call."""
 
     scored: dict[str, int] = field(default_factory=dict)  # "name vN" → rows
-    rescored: dict[str, int] = field(default_factory=dict)  # "name vN" → rows replaced (--rescore)
+    rescored: dict[str, int] = field(default_factory=dict)  # "name vN" → rows added by --rescore
     alerts: int = 0
     seconds: float = 0.0
 
@@ -168,20 +212,22 @@ class Scorer:
         parts = {c.target: df[_unscored_rows(wh, df, c.info.name)] for c in self.champions.values()}
         scored_at = ops.now()
         with wh.transaction():
+            seq = _next_seq(wh)
             for champ in self.champions.values():
                 part = parts[champ.target]
-                n = self._write(wh, champ, part, scored_at, mode)
+                n = self._write(wh, champ, part, scored_at, mode, seq)
                 summary.scored[f"{champ.info.name} v{champ.info.version}"] = n
                 if champ.target == "fraud" and n:
-                    summary.alerts += _raise_alerts(wh, champ, part, scored_at, mode)
+                    summary.alerts += _raise_alerts(wh, champ, part, scored_at, mode, seq)
         summary.seconds = time.monotonic() - started
         return summary
 
     def rescore(self, wh: Warehouse, mode: str = "stale") -> ScoreSummary:
-        """Replace the scores of earlier versions (`stale`) or all scores (`all`) with the champions', alerts too.
+        """Add the champions' scores (and alerts) for transactions whose current score is an earlier version's
+        (`stale`) or for every scored transaction (`all`).
 
-        Each re-scored transaction loses its rows of that model (score and alert) and gets the
-        champion's, in one warehouse transaction: nothing is duplicated and nothing is lost.
+        Nothing is deleted or updated: the served rows stay, and the added rows (`rescore`) become
+        current through the views. One warehouse transaction, so a crash adds nothing.
         """
         if mode not in RESCORE_MODES:
             raise BankpipeError(f"unknown rescore mode {mode!r}: choose {' or '.join(RESCORE_MODES)}")
@@ -195,53 +241,31 @@ class Scorer:
             f"(model_name = '{name}'" + ("" if version is None else f" and model_version <> '{version}'") + ")"
             for name, version in stale.items()
         )
-        df = features.compute(
-            wh, f"transaction_id in (select transaction_id from gold.ml_transaction_scores where {which})"
-        )
-        # The rows to replace, and the temp table naming them, are made before the transaction opens
-        # (on Snowflake a CREATE would commit it); only the deletes and inserts run inside.
+        current = f"select transaction_id from gold.ml_current_scores where {which}"
+        df = features.compute(wh, f"transaction_id in ({current})")
+        # Which rows each model re-scores is read before the transaction opens (a temp table; on
+        # Snowflake a CREATE would commit it); only the inserts run inside.
         parts = {
             c.target: df[_scored_rows(wh, df, c.info.name, other_than=stale[c.info.name])]
             for c in self.champions.values()
         }
-        wh.execute("create or replace temp table _ml_rescored (model_name varchar, transaction_id varchar)")
-        for champ in self.champions.values():
-            ids = parts[champ.target]["transaction_id"].to_numpy()
-            wh.append_arrow(
-                "_ml_rescored",
-                pa.table(
-                    {
-                        "model_name": pa.array([champ.info.name] * len(ids), pa.string()),
-                        "transaction_id": pa.array(ids, pa.string()),
-                    }
-                ),
-            )
         scored_at = ops.now()
-        try:
-            with wh.transaction():
-                for champ in self.champions.values():
-                    name = champ.info.name
-                    part = parts[champ.target]
-                    for table in ("gold.ml_transaction_scores", "gold.fraud_alerts"):
-                        wh.execute(
-                            f"delete from {table} where model_name = ? and transaction_id in"
-                            " (select transaction_id from _ml_rescored where model_name = ?)",
-                            [name, name],
-                        )
-                    n = self._write(wh, champ, part, scored_at, "rescore")
-                    summary.rescored[f"{name} v{champ.info.version}"] = n
-                    if champ.target == "fraud" and n:
-                        summary.alerts += _raise_alerts(wh, champ, part, scored_at, "rescore")
-        finally:
-            wh.execute("drop table if exists _ml_rescored")
-        left = wh.fetchone(f"select count(*) from gold.ml_transaction_scores where {which}")
-        if mode == "stale" and left and left[0]:
+        with wh.transaction():
+            seq = _next_seq(wh)
+            for champ in self.champions.values():
+                part = parts[champ.target]
+                n = self._write(wh, champ, part, scored_at, "rescore", seq)
+                summary.rescored[f"{champ.info.name} v{champ.info.version}"] = n
+                if champ.target == "fraud" and n:
+                    summary.alerts += _raise_alerts(wh, champ, part, scored_at, "rescore", seq)
+        ((left,),) = wh.fetchall(f"select count(*) from gold.ml_current_scores where {which}")
+        if mode == "stale" and left:
             # Scores of transactions silver no longer holds as valid: nothing to score them with.
-            log.warning("%d score row(s) of earlier versions left: their transactions have no features", left[0])
+            log.warning("%d current score(s) of earlier versions left: their transactions have no features", left)
         summary.seconds = time.monotonic() - started
         return summary
 
-    def _write(self, wh: Warehouse, champ: Champion, df: pd.DataFrame, scored_at: Any, mode: str) -> int:
+    def _write(self, wh: Warehouse, champ: Champion, df: pd.DataFrame, scored_at: Any, mode: str, seq: int) -> int:
         if df.empty:
             return 0
         score, label = predict(champ, df)
@@ -254,6 +278,7 @@ class Scorer:
                 "label": pa.array(label, pa.string()),
                 "scored_at": pa.array([scored_at] * len(df), pa.timestamp("us", tz="UTC")),
                 "scored_by": pa.array([mode] * len(df), pa.string()),
+                "score_seq": pa.array([seq] * len(df), pa.int64()),
             }
         )
         return wh.append_arrow("gold.ml_transaction_scores", table)
@@ -280,7 +305,7 @@ def _unscored_rows(wh: Warehouse, df: pd.DataFrame, model_name: str) -> np.ndarr
 
 
 def _scored_rows(wh: Warehouse, df: pd.DataFrame, model_name: str, other_than: str | None = None) -> np.ndarray:
-    """Boolean mask of the feature rows this model has scored (only by versions other than `other_than`, if given)."""
+    """Boolean mask of the feature rows this model has scored (whose current score is not `other_than`'s, if given)."""
     ids = pa.table({"transaction_id": pa.array(df["transaction_id"].to_numpy(), pa.string())})
     wh.execute("create or replace temp table _ml_candidates (transaction_id varchar)")
     wh.append_arrow("_ml_candidates", ids)
@@ -289,7 +314,7 @@ def _scored_rows(wh: Warehouse, df: pd.DataFrame, model_name: str, other_than: s
         for r in wh.fetchall(
             features.dialect_sql(
                 wh,
-                "select s.transaction_id from gold.ml_transaction_scores s"
+                "select s.transaction_id from gold.ml_current_scores s"
                 " semi join _ml_candidates c on c.transaction_id = s.transaction_id"
                 " where s.model_name = ? and s.model_version is distinct from ?",
             ),
@@ -300,12 +325,28 @@ def _scored_rows(wh: Warehouse, df: pd.DataFrame, model_name: str, other_than: s
     return df["transaction_id"].isin(done).to_numpy()
 
 
-def _raise_alerts(wh: Warehouse, champ: Champion, df: pd.DataFrame, alerted_at: Any, mode: str) -> int:
+def _raise_alerts(wh: Warehouse, champ: Champion, df: pd.DataFrame, alerted_at: Any, mode: str, seq: int) -> int:
     score, _ = predict(champ, df)
     high = score >= champ.info.threshold
     if not high.any():
         return 0
     hits = df[high]
+    landed: list[Any] = [None] * len(hits)
+    if mode == "realtime":
+        # The file's arrival time, from the ingest ledger, makes landed → alert latency measurable.
+        batches = sorted({b for b in hits["batch_id"] if isinstance(b, str)})
+        if batches:
+            marks = ", ".join("?" for _ in batches)
+            rows = wh.fetchall(
+                features.dialect_sql(
+                    wh,
+                    "select batch_id, to_timestamp(min(mtime_ns) / 1e9) from ops.ingested_files"
+                    f" where status = 'loaded' and batch_id in ({marks}) group by batch_id",
+                ),
+                batches,
+            )
+            by_batch = dict(rows)
+            landed = [by_batch.get(b) for b in hits["batch_id"]]
     table = pa.table(
         {
             "transaction_id": pa.array(hits["transaction_id"].to_numpy(), pa.string()),
@@ -316,22 +357,13 @@ def _raise_alerts(wh: Warehouse, champ: Champion, df: pd.DataFrame, alerted_at: 
             "threshold": pa.array([champ.info.threshold] * len(hits), pa.float64()),
             "transaction_at": pa.array(hits["transaction_at"].to_numpy(), pa.timestamp("us")),
             "batch_id": pa.array(hits["batch_id"].to_numpy(), pa.string()),
+            "landed_at": pa.array(landed, pa.timestamp("us", tz="UTC")),
             "alerted_at": pa.array([alerted_at] * len(hits), pa.timestamp("us", tz="UTC")),
             "raised_by": pa.array([mode] * len(hits), pa.string()),
+            "score_seq": pa.array([seq] * len(hits), pa.int64()),
         }
     )
     n = wh.append_arrow("gold.fraud_alerts", table)
-    if mode == "realtime":
-        # The file's arrival time, from the ingest ledger, makes landed → alert latency measurable.
-        wh.execute(
-            features.dialect_sql(
-                wh,
-                """update gold.fraud_alerts a set landed_at = f.landed_at
-               from (select batch_id, to_timestamp(min(mtime_ns) / 1e9) as landed_at
-                     from ops.ingested_files where status = 'loaded' group by batch_id) f
-               where a.batch_id = f.batch_id and a.landed_at is null and a.raised_by = 'realtime'""",
-            )
-        )
     log.warning("%d fraud alert(s) from %s v%s (%s)", n, champ.info.name, champ.info.version, mode)
     return n
 
@@ -339,8 +371,8 @@ def _raise_alerts(wh: Warehouse, champ: Champion, df: pd.DataFrame, alerted_at: 
 def run(settings: Settings, rescore: str | None = None) -> ScoreSummary:
     """`bankpipe ml score`: every transaction a champion has not scored yet (incremental, idempotent).
 
-    With `rescore` (`stale` or `all`), the rows of earlier versions (or all rows) are replaced
-    with the champions' first.
+    With `rescore` (`stale` or `all`), the transactions whose current score is an earlier version's
+    (or every scored one) get the champions' scores first, added beside the served ones.
     """
     scorer = Scorer(settings)
     if not scorer.champions:
@@ -357,6 +389,62 @@ def run(settings: Settings, rescore: str | None = None) -> ScoreSummary:
         step.details = {"scored": summary.scored, "rescored": summary.rescored, "alerts": summary.alerts}
     log.info("scored: %s", summary.line())
     return summary
+
+
+def history(settings: Settings, transaction_id: str) -> list[dict[str, Any]]:
+    """Every score a transaction got, in the order they were written: `bankpipe ml history TRANSACTION_ID`.
+
+    Each row: model_name, model_version, score, label, scored_at, scored_by, score_seq, is_current
+    (the row `gold.ml_current_scores` shows for its model), is_served (the first score its version
+    served, which monitoring evaluates) and alerted (the row raised a fraud alert).
+    """
+    with connect(settings, read_only=True) as wh:
+        if not wh.table_exists("gold", "ml_transaction_scores"):
+            return []
+        # A warehouse not scored since scores became history has no score_seq yet (read-only: no DDL).
+        seq = "score_seq" if _has_column(wh, "ml_transaction_scores", "score_seq") else "cast(null as bigint)"
+        alerts = (
+            "select transaction_id, model_name, model_version, alerted_at,"
+            f" {'score_seq' if _has_column(wh, 'fraud_alerts', 'score_seq') else 'cast(null as bigint)'} as score_seq"
+            " from gold.fraud_alerts where transaction_id = ?"
+            if wh.table_exists("gold", "fraud_alerts")
+            else "select cast(null as varchar) as transaction_id, cast(null as varchar) as model_name,"
+            " cast(null as varchar) as model_version, cast(null as timestamptz) as alerted_at,"
+            " cast(null as bigint) as score_seq where ? is null"
+        )
+        # The views' orderings, applied to this transaction's rows alone.
+        sql = f"""
+            with s as (
+                select model_name, model_version, score, label, scored_at, scored_by, {seq} as score_seq
+                from gold.ml_transaction_scores where transaction_id = ?
+            ),
+            ranked as (
+                select *,
+                       scored_by in ({_IN}) and row_number() over (
+                           partition by model_name, scored_by in ({_IN}) order by {LATEST_FIRST}) = 1 as is_current,
+                       scored_by in ({_SERVED_IN}) and row_number() over (
+                           partition by model_name, model_version, scored_by in ({_SERVED_IN})
+                           order by {FIRST_SERVED}) = 1 as is_served
+                from s
+            ),
+            a as ({alerts})
+            select r.model_name, r.model_version, r.score, r.label, r.scored_at, r.scored_by, r.score_seq,
+                   r.is_current, r.is_served, a.model_name is not null as alerted
+            from ranked r
+            left join a on a.model_name = r.model_name and a.model_version = r.model_version
+                       and a.alerted_at = r.scored_at and coalesce(a.score_seq, 0) = coalesce(r.score_seq, 0)
+            order by coalesce(r.score_seq, 0), r.scored_at, r.model_name, r.model_version"""
+        table = wh.fetch_arrow(features.dialect_sql(wh, sql), [transaction_id, transaction_id])
+    return [{k.lower(): v for k, v in row.items()} for row in table.to_pylist()]
+
+
+def _has_column(wh: Warehouse, table: str, column: str) -> bool:
+    ((n,),) = wh.fetchall(
+        "select count(*) from information_schema.columns where lower(table_schema) = 'gold'"
+        " and lower(table_name) = ? and lower(column_name) = ?",
+        [table, column],
+    )
+    return bool(n)
 
 
 _SCORERS: dict[str, Scorer] = {}

@@ -185,3 +185,107 @@ def decide(proba: np.ndarray, offsets: Sequence[float] | None = None) -> np.ndar
     if offsets is None:
         return np.argmax(proba, axis=1)
     return np.argmax(np.log(np.clip(proba, 1e-12, 1.0)) + np.asarray(offsets), axis=1)
+
+
+# --- alert budget, money-weighted recall, bootstrap intervals --------------------------------------
+
+
+def budget_threshold(score: np.ndarray, n_days: int, per_day: int) -> float:
+    """The lowest score threshold that raises at most `per_day` alerts a day on average over `n_days`.
+
+    Alerts are the rows with `score >= threshold`. With ties at the boundary the budget wins: the
+    tied group is left out rather than exceed it. Fewer rows than the budget: every row alerts.
+    """
+    score = np.asarray(score, dtype=float)
+    budget = max(int(per_day) * max(int(n_days), 1), 1)
+    if len(score) == 0:
+        return 1.0
+    if len(score) <= budget:
+        return float(score.min())
+    desc = np.sort(score)[::-1]
+    t = desc[budget - 1]
+    if np.sum(score >= t) > budget:
+        above = desc[desc > t]
+        # Every row above the tie raises an alert: the smallest such score is the threshold.
+        return float(above.min()) if len(above) else float(np.nextafter(t, np.inf))
+    return float(t)
+
+
+class Ranked:
+    """A test window sorted once by score, so that metrics under bootstrap weights cost O(n) each.
+
+    `frame` holds `transaction_date`, `account_id`, `y`, `score` and `amount_idr`. Weights are per
+    account (`weights[account_code]`): a resampled account brings all its transactions and, for
+    CP@k, fills as many of its day's top-k slots as it was drawn.
+    """
+
+    def __init__(self, frame: pd.DataFrame, threshold: float, k: int = 100) -> None:
+        f = frame.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
+        self.k, self.threshold = k, threshold
+        self.accounts, self.account_code = np.unique(f["account_id"].to_numpy(), return_inverse=True)
+        self.y = f["y"].to_numpy(dtype=float)
+        score = f["score"].to_numpy(dtype=float)
+        # The last row of each run of equal scores: ties share one point on the curves.
+        self.group_end = np.r_[np.flatnonzero(np.diff(score) != 0), len(score) - 1] if len(score) else np.array([])
+        # An `alert` column (pooled weeks, each with its own threshold) overrides the threshold.
+        self.alert = f["alert"].to_numpy(dtype=float) if "alert" in f else (score >= threshold).astype(float)
+        self.amount = f["amount_idr"].to_numpy(dtype=float)
+        self.days = pd.to_datetime(f["transaction_date"]).dt.normalize().to_numpy()
+        # Account-days for CP@k: the account's best score that day and whether any of its rows is fraud.
+        ad = (
+            pd.DataFrame({"day": self.days, "acc": self.account_code, "score": score, "y": self.y})
+            .groupby(["day", "acc"], sort=False)
+            .agg(score=("score", "max"), y=("y", "max"))
+            .reset_index()
+            .sort_values(["day", "score"], ascending=[True, False], kind="stable")
+        )
+        self.ad_day = ad["day"].to_numpy()
+        self.ad_acc = ad["acc"].to_numpy()
+        self.ad_y = ad["y"].to_numpy()
+        self.n_days = len(np.unique(self.ad_day))
+
+    def metrics(self, account_weights: np.ndarray | None = None) -> dict[str, float | None]:
+        """ROC AUC, AP, CP@k and money-weighted recall at the threshold, under per-account weights."""
+        w = np.ones(len(self.y)) if account_weights is None else account_weights[self.account_code]
+        pos, neg = w * self.y, w * (1 - self.y)
+        tp, fp = np.cumsum(pos)[self.group_end], np.cumsum(neg)[self.group_end]
+        P, N = (tp[-1], fp[-1]) if len(tp) else (0.0, 0.0)
+        out: dict[str, float | None] = {"roc_auc": None, "average_precision": None}
+        if P > 0 and N > 0:
+            tpr, fpr = np.r_[0.0, tp / P], np.r_[0.0, fp / N]
+            out["roc_auc"] = float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
+        if P > 0:
+            # As scikit-learn: sum over thresholds of (recall step) × precision at that threshold.
+            precision = tp / np.maximum(tp + fp, 1e-300)
+            out["average_precision"] = float(np.sum(np.diff(np.r_[0.0, tp / P]) * precision))
+        out[f"card_precision_at_{self.k}"] = self._card_precision(account_weights)
+        fraud_amount = float(np.sum(pos * self.amount))
+        out["money_recall"] = float(np.sum(pos * self.amount * self.alert)) / fraud_amount if fraud_amount else None
+        return out
+
+    def _card_precision(self, account_weights: np.ndarray | None) -> float | None:
+        if not self.n_days:
+            return None
+        w = np.ones(len(self.ad_acc)) if account_weights is None else account_weights[self.ad_acc].astype(float)
+        cum = pd.Series(w).groupby(self.ad_day).cumsum().to_numpy()
+        # Slots of the day's top k this account-day fills: all its copies, or what is left of k.
+        take = np.clip(self.k - (cum - w), 0, w)
+        per_day = pd.Series(take * self.ad_y).groupby(self.ad_day).sum() / self.k
+        return float(per_day.mean())
+
+    def bootstrap(self, n_boot: int = 200, seed: int = 0, level: float = 0.95) -> dict[str, list[float]]:
+        """Percentile intervals over `n_boot` resamples of accounts (Poisson weights, one draw per account)."""
+        rng = np.random.default_rng(seed)
+        draws: dict[str, list[float]] = {}
+        for _ in range(n_boot):
+            weights = rng.poisson(1.0, len(self.accounts)).astype(float)
+            for key, value in self.metrics(weights).items():
+                if value is not None:
+                    draws.setdefault(key, []).append(value)
+        lo, hi = (1 - level) / 2 * 100, (1 + level) / 2 * 100
+        # A metric defined in fewer than half the resamples (almost no fraud) gets no interval.
+        return {
+            key: [float(np.percentile(v, lo)), float(np.percentile(v, hi))]
+            for key, v in draws.items()
+            if len(v) >= n_boot / 2
+        }

@@ -15,6 +15,7 @@ import pandas as pd
 
 from bankpipe.errors import BankpipeError
 from bankpipe.ml import features, metrics, monitor, registry
+from bankpipe.ml.train import prequential_lines as train_lines
 from bankpipe.settings import Settings
 from bankpipe.warehouse import connect
 
@@ -69,7 +70,7 @@ def _curves(pred: pd.DataFrame, out: Path, title: str) -> Path:
 
 
 def _calibration(pred: pd.DataFrame, out: Path, title: str) -> Path:
-    """Reliability diagram of the LR scores (class weights make raw probabilities run high)."""
+    """Reliability diagram of the LR scores on the test window (calibrated on validation, so near the diagonal)."""
     from sklearn.calibration import calibration_curve
 
     plt = _plots_module()
@@ -129,6 +130,8 @@ def _comparison_table(target: str, reports: dict[str, dict[str, Any]]) -> list[s
             "card_precision_at_100",
             "card_precision_ceiling_at_100",
             "threshold",
+            "alerts_per_day",
+            "money_recall",
             "precision",
             "recall",
             "tp",
@@ -184,6 +187,7 @@ def run(settings: Settings, refresh: bool = True) -> ReportResult:
             "",
             f"Trained {info.tags.get('trained_at', '?')} (run `{info.run_id}`); train "
             f"{split['train_start']}..{split['train_end']} (end exclusive), "
+            f"validation {info.tags.get('validation_window', 'none')}, "
             f"test window {info.tags.get('test_window')}, "
             f"{run_info.data.params.get('n_train')} training / {run_info.data.params.get('n_test')} test transactions; "
             f"threshold {_fmt(info.threshold)}.",
@@ -191,8 +195,10 @@ def run(settings: Settings, refresh: bool = True) -> ReportResult:
             *_comparison_table(target, reports),
             "",
         ]
+        md += _evaluation_tables(body)
         lr = reports.get("lr", {})
         if target == "fraud":
+            headline += train_lines(body.get("prequential", []))
             headline.append(
                 f"fraud v{info.version}: AUC {_fmt(lr.get('roc_auc'))}, AP {_fmt(lr.get('average_precision'))}, "
                 f"CP@100 {_fmt(lr.get('card_precision_at_100'))} of a possible"
@@ -301,3 +307,114 @@ def _html(md: list[str], images: list[Path]) -> str:
             parts.append(f"<p>{html.escape(line)}</p>")
     flush()
     return "\n".join(parts) + "\n"
+
+
+def _interval(ci: list[float] | None) -> str:
+    return f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
+
+
+def _evaluation_tables(body: dict[str, Any]) -> list[str]:
+    """Markdown: what validation chose, the prequential weeks, per segment and per scenario (with intervals)."""
+    md: list[str] = []
+    chosen = body.get("chosen") or {}
+    if chosen:
+        md += ["Chosen on the validation window only: " + ", ".join(f"{k} = `{v}`" for k, v in chosen.items()), ""]
+    weeks = body.get("prequential") or []
+    keys = ["roc_auc", "average_precision", "card_precision_at_100", "money_recall", "precision", "alerts_per_day"]
+    if weeks:
+        md += [
+            "### Prequential evaluation (LR, each week trained on what precedes it; 95% bootstrap intervals, accounts)",
+            "",
+            "| test week | transactions | fraud | C | " + " | ".join(keys) + " | rules AP | rules money recall |",
+            "|---|---|---|---|" + "---|" * (len(keys) + 2),
+        ]
+        for w in weeks:
+            cells = [f"{_fmt(w['metrics'].get(k))} {_interval(w['intervals'].get(k))}".strip() for k in keys]
+            rules = w.get("rules", {})
+            md.append(
+                f"| {w['test']['start']}..{w['test']['end']} | {w['n']} | {w['positives']} | {_fmt(w.get('lr_c'))} | "
+                + " | ".join(cells)
+                + f" | {_fmt(rules.get('average_precision'))} | {_fmt(rules.get('money_recall'))} |"
+            )
+        md.append("")
+    for key, title in (("per_segment", "segment"), ("per_scenario", "scenario")):
+        rows = body.get(key) or []
+        if not rows:
+            continue
+        cols = ["roc_auc", "average_precision", "card_precision_at_100", "money_recall", "recall"]
+        md += [
+            f"### Per {title} (the prequential weeks pooled)",
+            "",
+            f"| {title} | transactions | fraud | " + " | ".join(cols) + " |",
+            "|---|---|---|" + "---|" * len(cols),
+        ]
+        for r in rows:
+            cells = [f"{_fmt(r['metrics'].get(c))} {_interval(r['intervals'].get(c))}".strip() for c in cols]
+            md.append(f"| {r[title]} | {r['n']} | {r['positives']} | " + " | ".join(cells) + " |")
+        md.append("")
+    return md
+
+
+# The metrics every entry of report_json carries (None where a target has no such metric).
+JSON_METRICS = ("roc_auc", "average_precision", "card_precision_at_100")
+
+
+def report_json(settings: Settings) -> dict[str, Any]:
+    """Every registered version as `{"models": [{name, version, target, alias, test, metrics, intervals, features}]}`.
+
+    Read from the version's registry tags (train.py writes them). For status, `roc_auc` and
+    `average_precision` rank "not Success" (1 − P(Success)) and `card_precision_at_100` is None;
+    its `macro_f1` and `accuracy` are there too. Versions trained before the tags existed fall back
+    to their run's logged metrics, without intervals.
+    """
+    from mlflow.exceptions import MlflowException
+
+    mlc = registry.client(settings)
+    models: list[dict[str, Any]] = []
+    for target, name in registry.MODEL_NAMES.items():
+        try:
+            registered = mlc.get_registered_model(name)
+        except MlflowException:
+            continue
+        alias_of = {str(v): a for a, v in (registered.aliases or {}).items() if a in ("champion", "challenger")}
+        versions = mlc.search_model_versions(f"name='{name}'")
+        for mv in sorted(versions, key=lambda m: int(m.version)):
+            tags = dict(mv.tags)
+            metrics_, intervals = _version_metrics(mlc, target, mv.run_id, tags)
+            start, _, end = tags.get("test_window", "").partition("..")
+            models.append(
+                {
+                    "name": name,
+                    "version": int(mv.version),
+                    "target": target,
+                    "alias": alias_of.get(str(mv.version)),
+                    "test": {"start": tags.get("test_start", start or None), "end": tags.get("test_end", end or None)},
+                    "metrics": metrics_,
+                    "intervals": intervals,
+                    "features": json.loads(tags.get("features", "[]")),
+                }
+            )
+    return {"models": models}
+
+
+def _version_metrics(
+    mlc: Any, target: str, run_id: str, tags: dict[str, str]
+) -> tuple[dict[str, Any], dict[str, list[float]]]:
+    if "metrics" in tags:
+        found = json.loads(tags["metrics"])
+        intervals = json.loads(tags.get("intervals", "{}"))
+    else:
+        logged = mlc.get_run(run_id).data.metrics
+        found = {k[3:]: v for k, v in logged.items() if k.startswith("lr_")}
+        intervals = {}
+    if target == "status":
+        found = {
+            **found,
+            "roc_auc": found.get("not_success_roc_auc"),
+            "average_precision": found.get("not_success_average_precision"),
+            "card_precision_at_100": None,
+        }
+        intervals = {k.removeprefix("not_success_"): v for k, v in intervals.items()}
+    out = {k: found.get(k) for k in JSON_METRICS}
+    out.update({k: v for k, v in found.items() if k not in out and not k.startswith("not_success_")})
+    return out, {k: [float(x) for x in v] for k, v in intervals.items()}

@@ -487,14 +487,37 @@ def fx(_settings: Settings, src: Source, flt: Filters) -> dict[str, pd.DataFrame
     return {"exposure": exposure, "rates": rates, "staleness": staleness, "flows": flows}
 
 
+# --- alerts and scores -----------------------------------------------------------------------------
+
+
+def _current_alerts(present: set[str]) -> str | None:
+    """The relation of current fraud alerts (one per transaction and model), or None when there are none.
+
+    `gold.fraud_alerts` keeps every alert ever raised (a rescore adds its own); the view keeps
+    those whose score is still current. A warehouse not scored since the view was added holds
+    one alert per transaction and model anyway.
+    """
+    if "gold.current_fraud_alerts" in present:
+        return "gold.current_fraud_alerts"
+    return "gold.fraud_alerts" if "gold.fraud_alerts" in present else None
+
+
+def _served_scores(present: set[str]) -> str | None:
+    """The relation of served scores (the first batch/real-time score per transaction and version)."""
+    if "gold.ml_served_scores" in present:
+        return "gold.ml_served_scores"
+    return "gold.ml_transaction_scores" if "gold.ml_transaction_scores" in present else None
+
+
 # --- geography --------------------------------------------------------------------------------------
 
 
 def _placed_sql(where: str, present: set[str]) -> str:
     """Filtered transactions with the location they count at and their fraud markers."""
+    current = _current_alerts(present)
     alerts = (
-        "left join (select distinct transaction_id from gold.fraud_alerts) a on a.transaction_id = f.transaction_id"
-        if "gold.fraud_alerts" in present
+        f"left join (select distinct transaction_id from {current}) a on a.transaction_id = f.transaction_id"
+        if current
         else "left join (select cast(null as varchar) as transaction_id) a on false"
     )
     cases = (
@@ -607,14 +630,15 @@ def risk(_settings: Settings, src: Source, flt: Filters, grain: Grain) -> dict[s
                 from {FACT} f where {where} group by all order by period""",
             params,
         )
-        has_alerts = "gold.fraud_alerts" in present
+        current = _current_alerts(present)
+        has_alerts = current is not None
         alerts = (
             frame(
                 wh,
                 f"""select a.transaction_id, a.account_id, a.score, a.threshold, a.model_name, a.model_version,
                            a.raised_by, a.alerted_at, f.transaction_at, f.transaction_date, f.transaction_type,
                            f.status, f.channel, f.amount_idr, f.anomaly_count
-                    from gold.fraud_alerts a join {FACT} f on f.transaction_id = a.transaction_id
+                    from {current} a join {FACT} f on f.transaction_id = a.transaction_id
                     where {where}
                     qualify row_number() over (partition by a.transaction_id order by a.score desc) = 1
                     order by a.score desc, a.transaction_id""",
@@ -624,7 +648,7 @@ def risk(_settings: Settings, src: Source, flt: Filters, grain: Grain) -> dict[s
             else None
         )
         alert_join = (
-            "left join (select transaction_id, max(score) as score from gold.fraud_alerts group by 1) a"
+            f"left join (select transaction_id, max(score) as score from {current} group by 1) a"
             " on a.transaction_id = f.transaction_id"
             if has_alerts
             else "left join (select cast(null as varchar) as transaction_id, cast(null as double) as score) a on false"
@@ -666,10 +690,11 @@ def transaction_history(
         if wh is None or FACT not in present:
             return None
         # A join, not a correlated subquery per row: the portable form of "its highest alert score".
+        current = _current_alerts(present)
         scores = (
-            "left join (select transaction_id, max(score) as alert_score from gold.fraud_alerts group by 1) a"
+            f"left join (select transaction_id, max(score) as alert_score from {current} group by 1) a"
             " on a.transaction_id = f.transaction_id"
-            if "gold.fraud_alerts" in present
+            if current
             else "left join (select cast(null as varchar) as transaction_id, cast(null as double) as alert_score) a"
             " on false"
         )
@@ -718,7 +743,8 @@ def model_monitoring(_settings: Settings, src: Source, flt: Filters) -> dict[str
             dparams,
         )
         bins = None
-        if {"gold.ml_transaction_scores", FACT} <= present:
+        served = _served_scores(present)
+        if served and FACT in present:
             where, params = flt.transactions("f")
             labels = (
                 "left join (select distinct transaction_id from silver.stg_fraud_cases where is_confirmed_fraud) fc"
@@ -726,15 +752,18 @@ def model_monitoring(_settings: Settings, src: Source, flt: Filters) -> dict[str
                 if "silver.stg_fraud_cases" in present
                 else "left join (select cast(null as varchar) as transaction_id) fc on false"
             )
-            # Binned in SQL: a million scores stay in the warehouse, a thousand bins come back.
+            in_sample = "coalesce(m.is_in_sample, false)" if "is_in_sample" in set(metrics.columns) else "false"
+            # Binned in SQL: a million scores stay in the warehouse, a thousand bins come back. Each
+            # version's served scores, as monitoring evaluates them (no rescored rows).
             bins = frame(
                 wh,
                 f"""select s.model_name, s.model_version, m.target,
                            least(floor(s.score * {SCORE_BINS}), {SCORE_BINS - 1}) / {SCORE_BINS} as score_bin,
                            coalesce(m.labels_matured, false) as labels_matured,
+                           {in_sample} as is_in_sample,
                            count(*) as transactions,
                            sum(case when fc.transaction_id is not null then 1 else 0 end) as positives
-                    from gold.ml_transaction_scores s
+                    from {served} s
                     join {FACT} f on f.transaction_id = s.transaction_id
                     left join gold.ml_model_metrics m
                         on m.model_name = s.model_name and m.model_version = s.model_version

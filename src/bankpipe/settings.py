@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     stream_settle_wait_s: float = Field(10.0, ge=0)
     # How long a step waits for another process's lock on the DuckDB file before failing (seconds).
     warehouse_lock_wait_s: float = Field(120.0, ge=0)
+    # DuckDB's memory and cores, for every connection bankpipe opens (its own, dbt's, the dashboard's). Unset:
+    # min(50 % of RAM, 2 GiB per thread) and every core this process may use (bankpipe.warehouse.duckdb.resources).
+    duckdb_memory_limit: str | None = None  # a DuckDB size: "4GB", "1500MB", "3GiB"
+    duckdb_threads: int | None = Field(None, ge=1)
     fx_api_url: str = "https://api.frankfurter.dev/v1"
     fx_api_style: Literal["frankfurter", "exchangerate-api"] = "frankfurter"
     fx_timeout_s: float = 10.0

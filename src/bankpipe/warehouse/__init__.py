@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bankpipe.settings import Settings
 from bankpipe.warehouse.base import Warehouse
-from bankpipe.warehouse.duckdb import DuckDBWarehouse
+from bankpipe.warehouse.duckdb import DuckDBWarehouse, resources
 
 
 def connect(settings: Settings, *, read_only: bool = False, lock_wait_s: float | None = None) -> Warehouse:
@@ -25,7 +25,7 @@ def connect(settings: Settings, *, read_only: bool = False, lock_wait_s: float |
             sf.execute(f"use database {settings.snowflake_database}")
         return sf
     wait = settings.warehouse_lock_wait_s if lock_wait_s is None else lock_wait_s
-    wh = DuckDBWarehouse(settings.warehouse_file, read_only=read_only, lock_wait_s=wait)
+    wh = DuckDBWarehouse(settings.warehouse_file, read_only=read_only, lock_wait_s=wait, config=resources(settings))
     if not read_only:
         wh.ensure_schemas()
     return wh

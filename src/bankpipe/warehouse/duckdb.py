@@ -9,7 +9,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -24,6 +24,8 @@ from bankpipe.warehouse.ddl import DDL
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from bankpipe.settings import Settings
+
 log = logging.getLogger(__name__)
 
 # DuckDB lets one process write a file at a time. Steps are short and open the file only while
@@ -34,6 +36,52 @@ LOCK_REPORT_EVERY_S = 10.0  # a "still waiting" line this often, so a long wait 
 _HOLDER = re.compile(r"Conflicting lock is held in (?P<exe>.*?) \(PID (?P<pid>\d+)\)")
 # What the OS says when a write finds no room: DuckDB passes strerror on in its message.
 _NO_SPACE = ("No space left on device", "Disk quota exceeded")
+
+
+# What BANKPIPE_DUCKDB_MEMORY_LIMIT may say: a number and a DuckDB unit (GB = 1000³ bytes, GiB = 1024³).
+_SIZE = re.compile(r"\s*\d+(\.\d+)?\s*([KMGT]i?B|B|bytes)\s*", re.IGNORECASE)
+# The default memory limit per DuckDB thread: the upper end of DuckDB's own advice (1-4 GB per thread for
+# aggregation- and join-heavy work) halved, since anything over the limit spills to disk beside the warehouse.
+_MIB_PER_THREAD = 2048
+
+
+def _physical_mib() -> int:
+    """The RAM this process may use, in MiB: the machine's, or its cgroup's limit when that is lower."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit.isdigit():
+            total = min(total, int(limit))
+    except OSError:
+        pass
+    return total >> 20
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def resources(settings: Settings) -> dict[str, str]:
+    """DuckDB's `memory_limit` and `threads` for every connection bankpipe opens (and dbt-duckdb's).
+
+    DuckDB's own default is 80 % of RAM, which let one `bankpipe run` at 10M transactions reach 13.7 GB
+    during transform and leave nothing for training (issue 17). Unset, the limit is 2 GiB per thread,
+    at most half the RAM: 4 GiB on a 2-core machine, so the process stays under 6 GB with Python's
+    share, and a bigger query spills to `<warehouse>.tmp/` instead of growing.
+    """
+    threads = settings.duckdb_threads or _cpus()
+    limit = settings.duckdb_memory_limit
+    if limit is None:
+        limit = f"{min(_physical_mib() // 2, _MIB_PER_THREAD * threads)}MiB"
+    elif not _SIZE.fullmatch(limit):
+        raise BankpipeError(
+            f"BANKPIPE_DUCKDB_MEMORY_LIMIT={limit!r} is not a size DuckDB reads"
+            " (a number and a unit: 4GB, 1500MB, 3GiB)"
+        )
+    return {"memory_limit": limit.strip(), "threads": str(threads)}
 
 
 class WarehouseFullError(BankpipeError):
@@ -90,14 +138,17 @@ def _holder(message: str) -> str:
     return f"PID {found['pid']} ({found['exe']})" if found else "another process"
 
 
-def _open(path: Path, read_only: bool, wait_s: float = LOCK_WAIT_S) -> duckdb.DuckDBPyConnection:
+def _open(
+    path: Path, read_only: bool, wait_s: float = LOCK_WAIT_S, config: Mapping[str, str] | None = None
+) -> duckdb.DuckDBPyConnection:
     """Connect, waiting up to `wait_s` for another process's lock on the file, with a log line as it goes."""
     started = time.monotonic()
     reported = -LOCK_REPORT_EVERY_S
     delay = 0.05
     while True:
         try:
-            return _Connection(duckdb.connect(str(path), read_only=read_only), path)  # type: ignore[return-value]
+            con = duckdb.connect(str(path), read_only=read_only, config=dict(config or {}))
+            return _Connection(con, path)  # type: ignore[return-value]
         except duckdb.IOException as exc:
             first = str(exc).splitlines()[0]
             full = _no_space(exc, path)
@@ -158,12 +209,20 @@ class DuckDBWarehouse:
         duckdb.InterruptException,
     )
 
-    def __init__(self, path: Path, *, read_only: bool = False, lock_wait_s: float = LOCK_WAIT_S) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        read_only: bool = False,
+        lock_wait_s: float = LOCK_WAIT_S,
+        config: Mapping[str, str] | None = None,
+    ) -> None:
+        """`config`: DuckDB options set at connect time (`resources(settings)`: memory_limit, threads)."""
         self.path = Path(path)
         if read_only and not self.path.exists():
             raise BankpipeError(f"no warehouse at {self.path} yet (run: bankpipe run)")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.con = _open(self.path, read_only, lock_wait_s)
+        self.con = _open(self.path, read_only, lock_wait_s, config)
         self._in_tx = False
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:

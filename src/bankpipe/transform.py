@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -21,9 +22,11 @@ import yaml
 
 from bankpipe import __version__, ops
 from bankpipe.errors import BankpipeError
+from bankpipe.logs import NODE_LOGGER, progress
 from bankpipe.settings import Settings
 
 log = logging.getLogger(__name__)
+node_log = logging.getLogger(NODE_LOGGER)
 
 PROFILE = "bankpipe"
 # Statuses dbt reports for nodes that did not do their job.
@@ -111,12 +114,17 @@ def dbt_state_dir(settings: Settings) -> Path:
 
 
 def _duckdb_output(settings: Settings) -> dict[str, Any]:
+    from bankpipe.warehouse.duckdb import resources
+
     return {
         "type": "duckdb",
         "path": str(settings.warehouse_file),
         # Models all name their schema (silver/gold/audit); this is only dbt's fallback.
         "schema": "main",
         "threads": 4,
+        # The memory limit and threads of bankpipe's own connections, set when dbt-duckdb opens the file:
+        # the same configuration, so DuckDB's per-process instance cache never finds two (it refuses that).
+        "config_options": resources(settings),
     }
 
 
@@ -216,7 +224,7 @@ def _common_flags(settings: Settings) -> list[str]:
         "--no-send-anonymous-usage-stats",
         "--no-version-check",
         "--no-use-colors",
-        # dbt's own console output is replaced by one log line per node (see _on_event);
+        # dbt's own console output is replaced by one log line per node (see _Events);
         # its file log (debug) stays under the state dir.
         "--log-level",
         "none",
@@ -225,16 +233,40 @@ def _common_flags(settings: Settings) -> list[str]:
     ]
 
 
-def _on_event(event: Any) -> None:
-    """Log each finished node as one line, so the CLI shows progress through Python logging."""
-    if event.info.name != "NodeFinished":
-        return
-    result = event.data.run_result
-    node = event.data.node_info
-    status = str(result.status)
-    level = {"success": logging.INFO, "pass": logging.INFO, "skipped": logging.DEBUG}.get(status, logging.WARNING)
-    kind = node.unique_id.split(".", 1)[0]
-    log.log(level, "%-7s %s %s (%.1fs)", status, kind, node.node_name, float(result.execution_time or 0))
+class _Events:
+    """dbt's events of one invocation: one log line per finished node, and the build's progress for the console.
+
+    The node lines go to the `bankpipe.transform.nodes` logger: the log file always, the console only
+    with -v or when a node warns or fails (bankpipe.logs). dbt calls this from its worker threads.
+    """
+
+    def __init__(self) -> None:
+        self.total: int | None = None
+        self.done = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, event: Any) -> None:
+        name = event.info.name
+        if name == "ConcurrencyLine":  # "Concurrency: N threads", after dbt knows how many nodes it runs
+            self.total = int(getattr(event.data, "node_count", 0)) or None
+            progress(0, self.total, "dbt build")
+            return
+        if name != "NodeFinished":
+            return
+        result = event.data.run_result
+        node = event.data.node_info
+        status = str(result.status)
+        level = {"success": logging.INFO, "pass": logging.INFO, "skipped": logging.DEBUG}.get(status, logging.WARNING)
+        kind = node.unique_id.split(".", 1)[0]
+        node_log.log(level, "%-7s %s %s (%.1fs)", status, kind, node.node_name, float(result.execution_time or 0))
+        with self._lock:
+            self.done += 1
+            done = self.done
+        progress(done, self.total, "dbt build")
+
+
+# For dbt invocations made outside invoke() (tests/snowflake): the same lines.
+_on_event = _Events()
 
 
 def _release_duckdb() -> None:
@@ -268,7 +300,7 @@ def invoke(settings: Settings, args: Sequence[str]) -> Any:
         pii.install_key(settings)  # the models' pseudonym key, read from the warehouse (dbt/macros/pii.sql)
     with _secret_env(settings):
         try:
-            res = dbtRunner(callbacks=[_on_event]).invoke(cli_args)
+            res = dbtRunner(callbacks=[_Events()]).invoke(cli_args)
         finally:
             _release_duckdb()
     if res.exception is not None:

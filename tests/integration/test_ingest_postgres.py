@@ -63,9 +63,9 @@ def fill(conn: psycopg.Connection, customers: int) -> None:
     conn.commit()
 
 
-def test_full_load_equals_source_and_rerun_adds_nothing(settings, seed_dir):
+def test_full_load_equals_source_and_rerun_adds_nothing(settings, sample_dir):
     with connect(settings) as conn:
-        load_files(conn, seed_dir / "batch_source")
+        load_files(conn, sample_dir / "batch_source")
         conn.execute("insert into fraud_case values ('TRX-000001', true, now())")
         conn.commit()
         postgres.run(settings, "full")
@@ -78,9 +78,9 @@ def test_full_load_equals_source_and_rerun_adds_nothing(settings, seed_dir):
     assert {t: bronze_versions(settings, t) for t in COLUMNS} == versions
 
 
-def test_incremental_brings_exactly_the_changed_rows_and_full_sees_deletes(settings, seed_dir):
+def test_incremental_brings_exactly_the_changed_rows_and_full_sees_deletes(settings, sample_dir):
     with connect(settings) as conn:
-        load_files(conn, seed_dir / "batch_source")
+        load_files(conn, sample_dir / "batch_source")
         postgres.run(settings, "full")
         conn.execute("update account set saldo = saldo + 1 where id in ('ACC-00001', 'ACC-00002')")
         conn.execute("update customer set segmen = segmen where id = 'CUST-0005'")  # no real change

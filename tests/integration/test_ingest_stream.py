@@ -42,8 +42,8 @@ def records(n: int, start: int = 1, **extra) -> list[dict]:
     ]
 
 
-def test_seed_stream_files_load_unchanged(settings, landing, seed_dir):
-    for f in (seed_dir / "stream_source").iterdir():
+def test_sample_stream_files_load_unchanged(settings, landing, sample_dir):
+    for f in (sample_dir / "stream_source").iterdir():
         shutil.copy(f, landing)
     result = stream.run(settings)
     assert result.rows == 60 and len(result.loaded) == 3 and not result.rejected
@@ -53,7 +53,7 @@ def test_seed_stream_files_load_unchanged(settings, landing, seed_dir):
         " status from bronze.raw_transactions order by id",
     )
     expected = []
-    for f in sorted((seed_dir / "stream_source").iterdir()):
+    for f in sorted((sample_dir / "stream_source").iterdir()):
         for rec in json.loads(f.read_text()):
             expected.append(
                 tuple(
@@ -71,8 +71,8 @@ def test_seed_stream_files_load_unchanged(settings, landing, seed_dir):
                 )
             )
     assert rows == sorted(expected)
-    # The amount text is the file's own (no float round trip): 329575.0 stays "329575.0".
-    assert ("TRX-000041", "329575.0") in q(settings, "select id, jumlah_transaksi from bronze.raw_transactions")
+    # The amount text is the file's own (no float round trip): 1000000.0 stays "1000000.0".
+    assert ("TRX-000041", "1000000.0") in q(settings, "select id, jumlah_transaksi from bronze.raw_transactions")
 
 
 def test_json_lines_bom_and_unknown_fields_are_kept(settings, landing):

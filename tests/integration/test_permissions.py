@@ -61,10 +61,10 @@ def modes_under(root: Path) -> dict[str, int]:
     return out
 
 
-def test_cli_writes_the_state_dir_for_its_owner_only(cli_env, tmp_path, seed_dir):
+def test_cli_writes_the_state_dir_for_its_owner_only(cli_env, tmp_path, sample_dir):
     landing = tmp_path / "landing" / "transactions"
     landing.mkdir(parents=True)
-    good = seed_dir / "stream_source" / "transaction_20251224_174046.json"
+    good = sample_dir / "stream_source" / "transaction_20251224_180744.json"
     shutil.copyfile(good, landing / good.name)
     # A bad file too, so the quarantine is made and used.
     (landing / "transaction_broken.json").write_text("this is not JSON\n")

@@ -56,12 +56,12 @@ def query(settings: Settings, sql: str, params: list | None = None) -> list[tupl
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory, seed_dir: Path) -> Iterator[Built]:
+def built(tmp_path_factory: pytest.TempPathFactory, sample_dir: Path) -> Iterator[Built]:
     settings = Settings(state_dir=tmp_path_factory.mktemp("pii") / "state", warehouse_path=None)
     later = bronze.LOADED_AT + timedelta(hours=1)
     with connect(settings) as wh:
-        bronze.load_seed_masters(wh, seed_dir)
-        bronze.load_seed_transactions(wh, sorted((seed_dir / "stream_source").glob("*.json")))
+        bronze.load_seed_masters(wh, sample_dir)
+        bronze.load_seed_transactions(wh, sorted((sample_dir / "stream_source").glob("*.json")))
         # The unique customer, then a segment change (history in dim_customers), then a rejected record.
         bronze.insert_master_version(wh, "raw_customers", _customer("CUST-7777", FIRST, LAST, EMAIL, "Silver"), later)
         bronze.insert_master_version(

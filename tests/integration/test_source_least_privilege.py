@@ -89,9 +89,9 @@ def _bronze(table: str) -> int:
         return wh.fetchone(f"select count(*) from bronze.{table}")[0]
 
 
-def test_the_printed_grants_are_enough_to_ingest_and_grant_nothing_more(source: Source, seed_dir) -> None:
+def test_the_printed_grants_are_enough_to_ingest_and_grant_nothing_more(source: Source, sample_dir) -> None:
     with psycopg.connect(source.dba) as dba:
-        load_files(dba, seed_dir / "batch_source")  # as the DBA (its temp tables are DDL too)
+        load_files(dba, sample_dir / "batch_source")  # as the DBA (its temp tables are DDL too)
         dba.execute("truncate ddl_seen")
     with psycopg.connect(source.dba) as dba:  # what the reader may do: select, and no DDL or writes anywhere
         rights = dba.execute(
@@ -136,7 +136,7 @@ def test_a_source_without_the_trigger_fails_in_one_line_naming_all_that_is_missi
     assert _catalog(source.dba) == before
 
 
-def test_an_empty_external_source_is_never_given_a_schema(tmp_path, monkeypatch, seed_dir) -> None:
+def test_an_empty_external_source_is_never_given_a_schema(tmp_path, monkeypatch, sample_dir) -> None:
     """The test-data writers too: `generate --to-postgres` and `source load-files` ask for the DDL."""
     monkeypatch.setenv("BANKPIPE_STATE_DIR", str(tmp_path / "state"))
     with fresh_database(schema=False) as url:
@@ -144,7 +144,7 @@ def test_an_empty_external_source_is_never_given_a_schema(tmp_path, monkeypatch,
         get_settings.cache_clear()
         before = _catalog(url)
         runner = CliRunner()
-        loaded = runner.invoke(app, ["source", "load-files", str(seed_dir / "batch_source")])
+        loaded = runner.invoke(app, ["source", "load-files", str(sample_dir / "batch_source")])
         small = ["--customers", "20", "--transactions", "50", "--days", "2", "--out", str(tmp_path / "g")]
         generated = runner.invoke(app, ["generate", *small, "--to-postgres"])
         get_settings.cache_clear()

@@ -74,10 +74,10 @@ def query(settings: Settings, sql: str, params: list[Any] | None = None) -> list
         return wh.fetchall(sql, params)
 
 
-def _fill_bronze(settings: Settings, seed_dir: Path) -> tuple[set[str], str]:
-    files = sorted((seed_dir / "stream_source").glob("*.json"))
+def _fill_bronze(settings: Settings, sample_dir: Path) -> tuple[set[str], str]:
+    files = sorted((sample_dir / "stream_source").glob("*.json"))
     with connect(settings) as wh:
-        bronze.load_seed_masters(wh, seed_dir)
+        bronze.load_seed_masters(wh, sample_dir)
         bronze.load_seed_transactions(wh, files)
         seed_ids = {r[0] for r in wh.fetchall("select id from bronze.raw_transactions")}
         # An exact re-send of a seed record (collapses) and a conflicting record reusing a seed id.
@@ -105,12 +105,12 @@ def _fill_bronze(settings: Settings, seed_dir: Path) -> tuple[set[str], str]:
             "raw_customers",
             {
                 "id": "CUST-0001",
-                "nama_depan": "Setya",
-                "nama_belakang": "Rahmawati",
-                "email": "setya.rahmawati@example.com",
+                "nama_depan": "Hari",
+                "nama_belakang": "Napitupulu",
+                "email": "hari.napitupulu@example.com",
                 "segmen": "Gold",
-                "location_id": "LOC-006",
-                "bank_id": "BANK-008",
+                "location_id": "LOC-069",
+                "bank_id": "BANK-006",
             },
             later,
         )
@@ -125,9 +125,9 @@ def _fill_bronze(settings: Settings, seed_dir: Path) -> tuple[set[str], str]:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory, seed_dir: Path) -> Iterator[Built]:
+def built(tmp_path_factory: pytest.TempPathFactory, sample_dir: Path) -> Iterator[Built]:
     settings = Settings(state_dir=tmp_path_factory.mktemp("transform") / "state", warehouse_path=None)
-    seed_ids, conflict_id = _fill_bronze(settings, seed_dir)
+    seed_ids, conflict_id = _fill_bronze(settings, sample_dir)
     result = transform.run(settings, unit_tests=True)
     yield Built(settings, result, seed_ids, conflict_id)
 
@@ -221,7 +221,7 @@ def test_customer_segment_history_is_kept(built: Built) -> None:
         built.settings,
         "select segment, is_current from gold.dim_customers where customer_id = 'CUST-0001' order by valid_from",
     )
-    assert rows == [("Priority", False), ("Gold", True)]
+    assert rows == [("Platinum", False), ("Gold", True)]
     assert query(built.settings, "select count(*) from silver.stg_customers where customer_id = 'CUST-0015'") == [(0,)]
 
 

@@ -182,10 +182,10 @@ def cents(value: Decimal) -> Decimal:
     return value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
 
 
-def _fill_bronze(settings: Settings, seed_dir: Path) -> None:
+def _fill_bronze(settings: Settings, sample_dir: Path) -> None:
     with connect(settings) as wh:
-        bronze.load_seed_masters(wh, seed_dir)
-        bronze.load_seed_transactions(wh, sorted((seed_dir / "stream_source").glob("*.json")))
+        bronze.load_seed_masters(wh, sample_dir)
+        bronze.load_seed_transactions(wh, sorted((sample_dir / "stream_source").glob("*.json")))
         records = [r for r, _ in HOSTILE.values()] + [r for r, _, _ in NEIGHBOURS.values()]
         bronze.insert_transactions(wh, records, "stream-hostile", HOSTILE_AT)
         bronze.insert_rates(wh, RATES)
@@ -196,9 +196,9 @@ def _fill_bronze(settings: Settings, seed_dir: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory, seed_dir: Path) -> Iterator[Built]:
+def built(tmp_path_factory: pytest.TempPathFactory, sample_dir: Path) -> Iterator[Built]:
     settings = Settings(state_dir=tmp_path_factory.mktemp("robust") / "state", warehouse_path=None)
-    _fill_bronze(settings, seed_dir)
+    _fill_bronze(settings, sample_dir)
     result = transform.run(settings)
     with connect(settings) as wh:
         records = [r for r, _ in LATER_HOSTILE.values()] + [LATER_NEIGHBOUR]

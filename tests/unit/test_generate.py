@@ -353,7 +353,7 @@ def test_transactions_are_realistic(run):
     assert daily[date(2025, 12, 31)] > 1.3 * sundays  # month-end payday
     # Transfers go to a stable set of counterparties: most pairs recur.
     transfers = tx[(tx.tipe_transaksi == "Transfer") & ~tx.is_fraud]
-    assert (~transfers.is_new_counterparty).mean() > 0.85
+    assert (~transfers.is_new_counterparty).mean() > 0.8
     # Per-account habits: amounts vary less within an account than across accounts.
     log_amount = np.log(tx.amount_idr)
     assert log_amount.groupby(tx.account_id).std().median() < log_amount.std()
@@ -369,14 +369,14 @@ def test_fraud_scenarios_are_planted_at_the_configured_rate(run):
             share * len(tx) * config.fraud.rate, rel=0.2, abs=3
         )
     takeover = tx[tx.fraud_scenario == "account_takeover"]
-    assert (takeover.tipe_transaksi == "Transfer").all() and takeover.is_new_counterparty.all()
-    assert (takeover.ts.dt.hour < 6).mean() > 0.9  # bursts at night
-    mules = set(json.loads((config.truth_dir / "summary.json").read_text())["mule_accounts"])
-    assert {parse_id(a)[1] for a in takeover.akun_tujuan} <= mules
-    assert takeover.groupby("fraud_incident").size().between(3, 8).mean() > 0.8
+    assert (takeover.tipe_transaksi == "Transfer").all()
+    assert takeover.groupby("fraud_incident").size().between(1, 8).all()
     accounts = pq.read_table(config.truth_dir / "accounts.parquet").to_pandas().set_index("account_id")
     large = tx[tx.fraud_scenario == "large_amount"]
-    assert (large.amount_idr >= 9.9 * accounts.loc[large.account_id, "habit_median_idr"].to_numpy()).all()
+    # At least 2x the habit of the day; the habit drifts by at most a few tens of percent a month.
+    assert (large.amount_idr >= 1.4 * accounts.loc[large.account_id, "habit_median_idr"].to_numpy()).all()
+    testing = tx[tx.fraud_scenario == "card_testing"]
+    assert (testing.tipe_transaksi == "Payment").all() and len(testing) > 0
     points = json.loads((config.truth_dir / "summary.json").read_text())["compromised_points"]
     assert points
     for p in points:
@@ -486,3 +486,125 @@ def test_every_generated_currency_can_be_priced_offline():
     day = snap.last_date()
     quoted = {r.quote for batch in snap.history(date(day.year - 1, 1, 1), day, CURRENCIES) for r in batch.rates}
     assert set(CURRENCIES) - {"USD"} <= quoted, set(CURRENCIES) - {"USD"} - quoted
+
+
+# --- no scenario is a fixed rule; legitimate look-alikes; drift ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def wide(tmp_path_factory: pytest.TempPathFactory):
+    """A larger clean run (enough fraud for shares), with everything the checks below join."""
+    out = tmp_path_factory.mktemp("wide")
+    config = GenerateConfig(
+        customers=1_500, transactions=120_000, days=60, seed=5, out=out, defects=DefectConfig.none()
+    )
+    generate(config)
+    tx = pq.read_table(config.truth_dir / "transactions.parquet").to_pandas()
+    for column in ("account_id", "akun_tujuan", "location_id", "tipe_transaksi", "status", "fraud_scenario"):
+        tx[column] = tx[column].astype(str)
+    accounts = pq.read_table(config.truth_dir / "accounts.parquet").to_pandas().set_index("account_id")
+    _header, customers = read_delimited(config.batch_dir / "customer.csv", ",")
+    home = {c[0]: c[5] for c in customers}
+    tx["home"] = tx.account_id.map(accounts.customer_id).map(home)
+    tx["habit"] = tx.account_id.map(accounts.habit_median_idr)
+    return config, tx, accounts
+
+
+def test_takeovers_are_not_a_fixed_rule(wide):
+    _config, tx, _accounts = wide
+    takeover = tx[tx.fraud_scenario == "account_takeover"]
+    assert len(takeover) > 100
+    night = (takeover.ts.dt.hour < 5).mean()
+    assert 0.2 < night < 0.8  # a share in daytime, not always at night
+    assert 0.05 < (~takeover.is_new_counterparty).mean() < 0.6  # sometimes a payee the victim had
+    assert 0.1 < (takeover.location_id == takeover.home).mean() < 0.7  # sometimes from home
+    near = takeover.amount_idr < 5 * takeover.habit
+    assert 0.1 < near.mean() < 0.7  # some move amounts near the habit, others drain
+
+
+def test_large_amounts_are_sometimes_near_the_habit(wide):
+    _config, tx, _accounts = wide
+    large = tx[tx.fraud_scenario == "large_amount"]
+    ratio = large.amount_idr / large.habit
+    assert (ratio < 5).mean() > 0.15 and (ratio > 10).mean() > 0.2
+
+
+def test_compromised_point_victims_amounts_vary(wide):
+    _config, tx, _accounts = wide
+    victims = tx[tx.fraud_scenario == "compromised_point"]
+    ratio = np.log(victims.amount_idr / victims.habit)
+    assert ratio.std() > 0.5 and (ratio < 0).any() and (ratio > np.log(3)).any()
+
+
+def test_every_fraud_rule_has_legitimate_look_alikes(wide):
+    _config, tx, _accounts = wide
+    legit = tx[~tx.is_fraud]
+    pattern = legit.legit_pattern.astype(str)
+    assert tx[tx.is_fraud].legit_pattern.isna().all()
+    # Travel: days far from home, several transactions per trip.
+    travel = legit[pattern == "travel"]
+    assert (travel.location_id != travel.home).all() and len(travel) > 100
+    assert travel.groupby("account_id").ts.agg(lambda t: t.dt.date.nunique()).max() >= 2
+    # One-off big purchases, well above the habit.
+    big = legit[pattern == "one_off_large"]
+    assert len(big) > 50 and (big.amount_idr >= 2 * big.habit).all()
+    # New payees at night.
+    night = legit[pattern == "night_new_payee"]
+    assert len(night) > 50 and night.is_new_counterparty.all() and (night.ts.dt.hour < 6).all()
+    # The rules now flag legitimate rows too: night transfers to new payees are not all fraud.
+    rule = (tx.tipe_transaksi == "Transfer") & tx.is_new_counterparty & (tx.ts.dt.hour < 5)
+    assert 0.05 < tx[rule].is_fraud.mean() < 0.9
+
+
+def test_mules_have_legitimate_inflows(wide):
+    config, tx, _accounts = wide
+    mules = {format_mule(a, tx) for a in json.loads((config.truth_dir / "summary.json").read_text())["mule_accounts"]}
+    into = tx[tx.akun_tujuan.isin(mules) & (tx.tipe_transaksi == "Transfer")]
+    legit = into[~into.is_fraud]
+    assert len(legit) > 10 and into.is_fraud.any()
+    assert (legit.legit_pattern.astype(str) == "mule_inflow").mean() > 0.8  # the rest: trips, big buys
+    assert legit.akun_tujuan.nunique() >= 0.5 * len(mules)
+
+
+def format_mule(number: int, tx) -> str:
+    width = len(tx.account_id.iloc[0]) - len("ACC-")
+    return f"ACC-{number:0{width}d}"
+
+
+def test_card_testing_starts_part_way_through_the_period(wide):
+    config, tx, _accounts = wide
+    start = date.fromisoformat(json.loads((config.truth_dir / "summary.json").read_text())["card_testing_from"])
+    assert start == config.start_date + timedelta(days=36)  # 60 % of 60 days
+    testing = tx[tx.fraud_scenario == "card_testing"]
+    assert len(testing) > 50 and (testing.ts.dt.date >= start).all()
+    assert not (tx[tx.ts.dt.date < start].fraud_scenario == "card_testing").any()
+    # Small tests, then one large payment per burst.
+    for _incident, burst in list(testing.groupby("fraud_incident"))[:20]:
+        if len(burst) >= 3:
+            assert (burst.amount_idr.iloc[:-1] <= 75_000).all() and burst.amount_idr.iloc[-1] > 75_000
+
+
+def test_balances_follow_the_transactions(wide):
+    config, tx, accounts = wide
+    saldo = {a["id"]: a["saldo"] for a in json.loads((config.batch_dir / "account.json").read_bytes())}
+    # account.json is extracted at the end of the period: the closing balances.
+    assert saldo == pytest.approx(accounts.saldo_closing.to_dict(), abs=0.01)
+    moved = tx[tx.status != "Failed"]
+    out = moved.groupby("account_id").amount_idr.sum() - 2 * moved[moved.tipe_transaksi == "Deposit"].groupby(
+        "account_id"
+    ).amount_idr.sum().reindex(moved.account_id.unique(), fill_value=0)
+    into = moved[moved.tipe_transaksi.isin(["Transfer", "Payment"]) & (moved.akun_tujuan != moved.account_id)]
+    net = into.groupby("akun_tujuan").amount_idr.sum().sub(out, fill_value=0).reindex(accounts.index, fill_value=0)
+    assert (accounts.saldo_closing - accounts.saldo_opening).to_numpy() == pytest.approx(net.to_numpy(), abs=0.05)
+    assert (accounts.saldo_closing != accounts.saldo_opening).mean() > 0.9
+    assert (accounts.saldo_closing >= 0).all()
+
+
+def test_spending_habits_drift(wide):
+    config, tx, accounts = wide
+    assert accounts.habit_trend_per_30d.std() > 0.03
+    ratio = np.log(tx.amount_idr / tx.habit)
+    day = (tx.ts.dt.normalize() - np.datetime64(config.start_date.isoformat())).dt.days
+    by_day = ratio.groupby(day).median()
+    # The year-end bump (around 24 December) against early December and mid-January.
+    assert by_day.loc[20:27].mean() > by_day.loc[[*range(0, 7), *range(42, 49)]].mean() + 0.08

@@ -14,22 +14,60 @@ from bankpipe.errors import BankpipeError
 EXTENSIONS: tuple[str, ...] = ("mata_uang", "channel", "location_id")
 
 
+_FRAUD_SHARES = (
+    "card_testing_start",
+    "takeover_night_share",
+    "takeover_known_payee_share",
+    "takeover_home_share",
+    "takeover_near_habit_share",
+    "large_near_habit_share",
+    "travel_accounts",
+    "one_off_large",
+    "night_new_payee",
+)
+
+
 class GenerateConfigError(BankpipeError):
     """A generator setting is out of range; the message names the setting."""
 
 
 @dataclass(frozen=True)
 class FraudConfig:
-    """Planted fraud: overall share of fraudulent transactions, scenario mix, and how labels arrive."""
+    """Planted fraud, its legitimate look-alikes, and how labels arrive.
 
+    Every number here is a design choice, stated as such: none was adjusted until a model reached
+    some published score on this data (docs/ml.md, "Data: what the generator plants").
+    """
+
+    # 0.5 % of transactions: inside the "well under 1 %" that card and payment fraud data sets report.
     rate: float = 0.005
-    # Scenario mix (normalised): amount far above the account's habit; account takeover (a night
-    # burst of transfers to new mule accounts); a compromised ATM/EDC point for 14–28 days.
-    large_amount: float = 0.4
-    account_takeover: float = 0.35
-    compromised_point: float = 0.25
+    # Scenario mix (normalised): an amount above the account's habit; account takeover (bursts of
+    # transfers out of a taken-over account); a compromised ATM/EDC point for 14–28 days; card
+    # testing (small payments, then a large one), which only starts part-way through the period.
+    large_amount: float = 0.35
+    account_takeover: float = 0.3
+    compromised_point: float = 0.2
+    card_testing: float = 0.15
+    # Card testing starts at this share of the period's days (before it: none at all).
+    card_testing_start: float = 0.6
     # Share of compromised-point transactions that are fraud inside the window ("elevated", not all).
     compromised_fraud_share: float = 0.5
+    # Account takeover: share of bursts at night (00–05 WIB; the rest in daytime), share sent to a
+    # payee the victim already had (a mule among its regular counterparties), share made from the
+    # victim's home city (malware on the victim's own phone), share that moves amounts near the
+    # victim's habit instead of draining a part of the balance.
+    takeover_night_share: float = 0.55
+    takeover_known_payee_share: float = 0.25
+    takeover_home_share: float = 0.35
+    takeover_near_habit_share: float = 0.3
+    # Large amounts: share only 2–5x the habit (the rest 5–50x, log-uniform).
+    large_near_habit_share: float = 0.35
+    # Hard legitimate cases (each fraud rule has look-alikes): accounts that travel per 30 days (2–7
+    # days mostly in another city); one-off purchases 3–30x the habit (share of transactions); share
+    # of night-time transfers that go to a new payee.
+    travel_accounts: float = 0.04
+    one_off_large: float = 0.002
+    night_new_payee: float = 0.4
     # Share of fraud the bank eventually learns about; the rest is never reported.
     report_share: float = 0.9
     # Customers also dispute legitimate transactions: false reports per true report.
@@ -41,9 +79,14 @@ class FraudConfig:
             "large_amount": self.large_amount,
             "account_takeover": self.account_takeover,
             "compromised_point": self.compromised_point,
+            "card_testing": self.card_testing,
         }
         total = sum(raw.values())
         return {k: (v / total if total > 0 else 0.0) for k, v in raw.items()}
+
+    def card_testing_first_day(self, days: int) -> int:
+        """First day (0-based) of the period with card testing; `days` or more means none in it."""
+        return math.ceil(self.card_testing_start * days)
 
 
 @dataclass(frozen=True)
@@ -123,6 +166,8 @@ class GenerateConfig:
             (0.0 <= self.fraud.rate <= 0.2, f"fraud rate must be within 0..0.2 (got {self.fraud.rate})"),
             (0.0 <= self.fraud.report_share <= 1.0, "fraud report_share must be within 0..1"),
             (0.0 < self.fraud.compromised_fraud_share <= 1.0, "fraud compromised_fraud_share must be within (0, 1]"),
+            *((0.0 <= getattr(self.fraud, name) <= 1.0, f"fraud {name} must be within 0..1") for name in _FRAUD_SHARES),
+            (self.fraud.one_off_large <= 0.05, "fraud one_off_large must be within 0..0.05"),
             (self.defects.truncated_files >= 0, "truncated_files must be >= 0"),
         ]
         unknown = [e for e in self.extensions if e not in EXTENSIONS]

@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from bankpipe.generate.fraud import (
     SCENARIOS,
     CompromisedPoint,
     Labels,
+    card_testing_bursts,
     fraud_labels,
     plan_counts,
     plant_compromised,
@@ -28,7 +30,18 @@ from bankpipe.generate.fraud import (
 )
 from bankpipe.generate.master import Master, Profiles, build_master, build_profiles
 from bankpipe.generate.stream import Lookups, StreamPlan, plan_stream, workers, write_stream
-from bankpipe.generate.transactions import DAY, Tx, assign_status, sample_times, simulate
+from bankpipe.generate.transactions import (
+    DAY,
+    FAILED,
+    LEGIT_PATTERNS,
+    Balances,
+    Tx,
+    assign_status,
+    balances,
+    plant_lookalikes,
+    sample_times,
+    simulate,
+)
 from bankpipe.generate.truth import (
     accounts_table,
     defects_table,
@@ -56,6 +69,7 @@ _STREAMS = {
     "defects": 8,
     "mutate": 9,
     "follow": 10,
+    "lookalikes": 11,
 }
 _SIM_CHUNK = 1_000_000
 
@@ -109,38 +123,66 @@ def build_world(config: GenerateConfig) -> tuple[Master, Profiles]:
     return master, build_profiles(master, rng_for(config.seed, "profiles"))
 
 
-def simulate_period(config: GenerateConfig, master: Master, prof: Profiles) -> tuple[Tx, list[CompromisedPoint]]:
-    """All transactions of the period in id (time) order, fraud planted and status drawn."""
+def simulate_period(
+    config: GenerateConfig, master: Master, prof: Profiles
+) -> tuple[Tx, list[CompromisedPoint], Balances]:
+    """All transactions of the period in id (time) order, fraud planted, status drawn, balances run."""
     foreign = config.foreign_currency_share if "mata_uang" in config.extensions else 0.0
-    counts = plan_counts(config.transactions, config.fraud)
+    fraud = config.fraud
+    testing_from = fraud.card_testing_first_day(config.days)
+    counts = plan_counts(config.transactions, fraud, card_testing_active=testing_from < config.days)
     frng = rng_for(config.seed, "fraud")
-    takeover = takeover_bursts(master, prof, counts["account_takeover"], 0, config.days, frng)
-    takeover = takeover.take(np.argsort(takeover.ts, kind="stable"))
-    ts = sample_times(
-        config.transactions - len(takeover), config.start_date, 0, config.days, rng_for(config.seed, "times")
+    start = config.start_date
+    takeover = takeover_bursts(master, prof, counts["account_takeover"], 0, config.days, start, fraud, frng)
+    n_incidents = int(takeover.incident.max()) + 1 if len(takeover) else 0
+    testing = card_testing_bursts(
+        master, prof, counts["card_testing"], testing_from, config.days - testing_from, start, frng, n_incidents
     )
-    # Slot the takeover bursts into the sorted times, so that no full re-sort is needed afterwards.
-    at = np.searchsorted(ts, takeover.ts, side="right")
-    ts = np.insert(ts, at, takeover.ts)
-    slots = at + np.arange(len(takeover))
+    bursts = Tx.concat([takeover, testing])
+    bursts = bursts.take(np.argsort(bursts.ts, kind="stable"))
+    ts = sample_times(config.transactions - len(bursts), start, 0, config.days, rng_for(config.seed, "times"))
+    # Slot the fraud bursts into the sorted times, so that no full re-sort is needed afterwards.
+    at = np.searchsorted(ts, bursts.ts, side="right")
+    ts = np.insert(ts, at, bursts.ts)
+    slots = at + np.arange(len(bursts))
     tx = Tx.empty(len(ts))
 
     def chunk(i: int) -> None:
         lo, hi = i * _SIM_CHUNK, min((i + 1) * _SIM_CHUNK, len(ts))
         # One random stream per chunk: the result does not depend on which thread ran it.
         rng = rng_for(config.seed, "transactions", i)
-        simulate(master, prof, ts[lo:hi], config.start_date, rng, foreign, out=tx.view(lo, hi))
+        simulate(master, prof, ts[lo:hi], start, rng, foreign, out=tx.view(lo, hi))
 
     with ThreadPoolExecutor(max_workers=workers()) as pool:
         list(pool.map(chunk, range(-(-len(ts) // _SIM_CHUNK))))
-    tx.put(slots, takeover)
-    n_incidents = int(tx.incident.max()) + 1 if len(tx) else 0
-    n_incidents += plant_large_amounts(tx, prof, counts["large_amount"], frng, n_incidents)
-    points = plant_compromised(
-        tx, counts["compromised_point"], config.fraud.compromised_fraud_share, 0, config.days, frng, n_incidents
+    tx.put(slots, bursts)
+    plant_lookalikes(
+        tx,
+        master,
+        prof,
+        fraud.travel_accounts,
+        fraud.one_off_large,
+        fraud.night_new_payee,
+        start,
+        0,
+        config.days,
+        rng_for(config.seed, "lookalikes"),
     )
-    assign_status(tx, master, config.start_date, rng_for(config.seed, "status"))
-    return tx, points
+    n_incidents = int(tx.incident.max()) + 1 if len(tx) else 0
+    n_incidents += plant_large_amounts(
+        tx, prof, counts["large_amount"], frng, n_incidents, start, fraud.large_near_habit_share
+    )
+    points = plant_compromised(
+        tx, counts["compromised_point"], fraud.compromised_fraud_share, 0, config.days, frng, n_incidents
+    )
+    # Balances follow the transactions. The status draw sees the balance before each payment, with
+    # money arriving a little late for some accounts (they can run short: insufficient funds); the
+    # recorded balances are those of the money that moved (failed transactions move none).
+    srng = rng_for(config.seed, "status")
+    running = balances(tx, master.acc_saldo_cents, cover=srng.uniform(0.4, 1.0, master.n_accounts))
+    assign_status(tx, master, start, srng, balance=running.before)
+    # Rp 10,000: the minimum balance Indonesian savings accounts keep (the drawn balances' lower bound too).
+    return tx, points, balances(tx, running.opening, counted=tx.status != FAILED, cover=0.0, minimum=10_000_00)
 
 
 def _clean(config: GenerateConfig) -> None:
@@ -169,7 +211,10 @@ def generate(config: GenerateConfig, progress: ProgressFn | None = None) -> Gene
 
     report("master data", 0, 1)
     master, prof = build_world(config)
-    batch_rows = write_batch(master, config.batch_dir)
+    report("transactions", 0, 1)
+    tx, points, money = simulate_period(config, master, prof)
+    # The batch files are extracted at the end of the period: they hold the closing balances.
+    batch_rows = write_batch(replace(master, acc_saldo_cents=money.closing), config.batch_dir)
     report("master data", 1, 1)
     log.info(
         "master data: %d customers, %d accounts, %d locations, %d banks",
@@ -178,9 +223,6 @@ def generate(config: GenerateConfig, progress: ProgressFn | None = None) -> Gene
         batch_rows["location.txt"],
         batch_rows["bank_info.txt"],
     )
-
-    report("transactions", 0, 1)
-    tx, points = simulate_period(config, master, prof)
     labels = fraud_labels(tx, config.fraud, rng_for(config.seed, "labels"))
     end_ts = config.days * DAY
     n_cases = write_fraud_cases(labels, master, config.start_date, end_ts, config.batch_dir)
@@ -221,7 +263,7 @@ def generate(config: GenerateConfig, progress: ProgressFn | None = None) -> Gene
         )
         report("ground truth", 0, 1)
         truth_table.result()
-    summary = _write_truth(config, master, prof, tx, plan, labels, points, dict(written), n_cases)
+    summary = _write_truth(config, master, prof, tx, plan, labels, points, dict(written), n_cases, money)
     report("ground truth", 1, 1)
     summary = replace(summary, seconds=time.perf_counter() - t0)
     log.info(
@@ -245,6 +287,7 @@ def _write_truth(
     points: list[CompromisedPoint],
     sizes: dict[str, int],
     n_cases: int,
+    money: Balances,
 ) -> GenerateSummary:
     truth = config.truth_dir
     end_ts = config.days * DAY
@@ -252,10 +295,12 @@ def _write_truth(
     write_parquet(truth / "defects.parquet", defects_table(plan))
     write_parquet(truth / "files.parquet", files_table(plan, tx, master, start, sizes))
     write_parquet(truth / "fraud_cases.parquet", fraud_cases_table(labels, tx, master, start, end_ts))
-    write_parquet(truth / "accounts.parquet", accounts_table(master, prof))
+    write_parquet(truth / "accounts.parquet", accounts_table(master, prof, money))
     write_readme(truth)
 
     fraud_counts = Counter(SCENARIOS[int(s)] for s in tx.fraud[tx.fraud > 0]) if len(tx) else Counter()
+    by_pattern = np.bincount(tx.pattern, minlength=len(LEGIT_PATTERNS))
+    patterns = {name: int(by_pattern[i]) for i, name in enumerate(LEGIT_PATTERNS)}
     defect_counts = Counter(str(d["defect"]) for d in plan.defects if d["copy_of"] is None)
     # File-level defects are counted per file, not per affected record.
     defect_counts["truncated_file"] = sum(1 for f in plan.files if f.kind == "truncated")
@@ -301,6 +346,8 @@ def _write_truth(
                 "foreign_currency_transactions": int((tx.currency > 0).sum()) if len(tx) else 0,
             },
             "fraud_by_scenario": summary.fraud_by_scenario,
+            "legit_lookalikes": {k: patterns.get(k, 0) for k in LEGIT_PATTERNS[1:]},
+            "card_testing_from": str(start + timedelta(days=config.fraud.card_testing_first_day(config.days))),
             "defects": summary.defects,
             "id_widths": summary.id_widths,
             "compromised_points": points_json(points, master, start),

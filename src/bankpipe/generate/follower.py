@@ -14,11 +14,11 @@ import numpy as np
 
 from bankpipe.generate.config import FraudConfig, GenerateConfig
 from bankpipe.generate.core import build_world, rng_for
-from bankpipe.generate.fraud import Labels, plan_counts, plant_large_amounts, takeover_bursts
+from bankpipe.generate.fraud import Labels, card_testing_bursts, plan_counts, plant_large_amounts, takeover_bursts
 from bankpipe.generate.ids import id_width
 from bankpipe.generate.master import Master, Profiles
 from bankpipe.generate.stream import Lookups, plan_stream, ts_text, write_atomic, write_stream
-from bankpipe.generate.transactions import DAY, HOUR_WEIGHTS, Tx, assign_status, simulate
+from bankpipe.generate.transactions import DAY, HOUR_WEIGHTS, Tx, assign_status, plant_lookalikes, simulate
 from bankpipe.generate.truth import defects_table, transactions_table, write_parquet
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,21 @@ class _State:
         write_atomic(path, (json.dumps(self.__dict__, indent=2, sort_keys=True) + "\n").encode())
 
 
+def _extracted_balances(config: GenerateConfig, master: Master) -> np.ndarray:
+    """The balances the generated account.json holds (the period's closing ones), else the drawn ones.
+
+    Regenerating the whole period to learn them would cost as much as `generate`; the file is there.
+    """
+    path = config.batch_dir / "account.json"
+    try:
+        records = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return master.acc_saldo_cents
+    if len(records) != master.n_accounts:
+        return master.acc_saldo_cents
+    return np.round(np.array([float(r["saldo"]) for r in records]) * 100).astype(np.int64)
+
+
 def _window_times(n: int, t0: int, span: int, rng: np.random.Generator) -> np.ndarray:
     """n sorted times in [t0, t0 + span) following the hour-of-day profile (rejection sampling)."""
     accept = HOUR_WEIGHTS / HOUR_WEIGHTS.max()
@@ -78,18 +93,28 @@ def _one_file(
     config: GenerateConfig, master: Master, prof: Profiles, state: _State, n: int, span: int, lookups: Lookups
 ) -> tuple[str, int]:
     rng = rng_for(config.seed, "follow", state.next_file)
-    # Compromised points need a multi-day window: a follow file is too short, the other two fit.
+    # Compromised points need a multi-day window: a follow file is too short, the other three fit.
     fraud_cfg: FraudConfig = replace(config.fraud, compromised_point=0.0)
-    counts = plan_counts(n, fraud_cfg)
-    ts = _window_times(n - counts["account_takeover"], state.clock, span, rng)
+    day = int(state.clock // DAY)
+    testing = fraud_cfg.card_testing_first_day(config.days) <= day
+    counts = plan_counts(n, fraud_cfg, card_testing_active=testing)
+    n_bursts = counts["account_takeover"] + counts["card_testing"]
+    ts = _window_times(n - n_bursts, state.clock, span, rng)
     foreign = config.foreign_currency_share if "mata_uang" in config.extensions else 0.0
-    normal = simulate(master, prof, ts, config.start_date, rng, foreign)
-    takeover = takeover_bursts(master, prof, counts["account_takeover"], int(state.clock // DAY), 1, rng)
-    takeover.ts = np.clip(takeover.ts, state.clock, state.clock + span - 1)
-    tx = Tx.concat([normal, takeover])
-    plant_large_amounts(tx, prof, counts["large_amount"], rng, int(tx.incident.max()) + 1 if len(tx) else 0)
-    assign_status(tx, master, config.start_date, rng)
+    start = config.start_date
+    normal = simulate(master, prof, ts, start, rng, foreign)
+    takeover = takeover_bursts(master, prof, counts["account_takeover"], day, 1, start, fraud_cfg, rng)
+    incident = int(takeover.incident.max()) + 1 if len(takeover) else 0
+    cards = card_testing_bursts(master, prof, counts["card_testing"], day, 1, start, rng, incident)
+    bursts = Tx.concat([takeover, cards])
+    bursts.ts = np.clip(bursts.ts, state.clock, state.clock + span - 1)
+    tx = Tx.concat([normal, bursts])
     tx = tx.take(np.argsort(tx.ts, kind="stable"))
+    # Trips last days: a follow file is too short to start one; the other look-alikes fit.
+    plant_lookalikes(tx, master, prof, 0.0, fraud_cfg.one_off_large, fraud_cfg.night_new_payee, start, day, 1, rng)
+    incident = int(tx.incident.max()) + 1 if len(tx) else 0
+    plant_large_amounts(tx, prof, counts["large_amount"], rng, incident, start, fraud_cfg.large_near_habit_share)
+    assign_status(tx, master, start, rng)
     offset = state.next_id - 1
     plan = plan_stream(
         tx,
@@ -134,6 +159,7 @@ def follow(
     """
     stop = stop or threading.Event()
     master, prof = build_world(config)
+    master = replace(master, acc_saldo_cents=_extracted_balances(config, master))
     state_path = config.truth_dir / "follow" / "state.json"
     state_path.parent.mkdir(parents=True, exist_ok=True)
     config.stream_dir.mkdir(parents=True, exist_ok=True)

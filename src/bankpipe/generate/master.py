@@ -17,6 +17,8 @@ _AMOUNT_MEDIAN = np.array([350e3, 1.2e6, 3e6, 2e6])
 # How busy an account type is relative to Savings.
 _ACTIVITY = np.array([1.0, 1.6, 0.08, 0.15])
 MAX_COUNTERPARTIES = 6
+# Common drift of the log amount habit per 30 days (+2 %): prices and incomes rise slowly.
+MEAN_TREND = 0.02
 FAVOURITE_MERCHANTS = 3
 
 
@@ -62,6 +64,7 @@ class Profiles:
     is_mule: np.ndarray
     home: np.ndarray  # int16 city row of the account holder
     city_table: np.ndarray  # inverse-CDF table of cities by population (where people travel to)
+    trend: np.ndarray  # drift of the log amount habit per 30 days (habits move over the period)
 
 
 def _email_rank(first: np.ndarray, last: np.ndarray) -> np.ndarray:
@@ -174,6 +177,9 @@ def build_profiles(master: Master, rng: np.random.Generator) -> Profiles:
         counterparties[own] = regular[nxt]
     n_counterparties = rng.integers(1, MAX_COUNTERPARTIES + 1, n).astype(np.int8)
     merchants = merchant_pool[rng.integers(0, len(merchant_pool), (n, FAVOURITE_MERCHANTS))].astype(np.int32)
+    _add_mule_senders(counterparties, n_counterparties, mule_pool, regular, rng)
+    # Habits drift: a common slow rise (prices, incomes) and each account's own direction.
+    trend = (MEAN_TREND + rng.normal(0.0, 0.08, n)).astype(np.float32)
     return Profiles(
         activity=activity,
         mu=mu,
@@ -188,4 +194,28 @@ def build_profiles(master: Master, rng: np.random.Generator) -> Profiles:
         is_mule=is_mule,
         home=master.cust_location[master.acc_customer].astype(np.int16),
         city_table=inverse_cdf_table(master.cities.population).astype(np.int16),
+        trend=trend,
     )
+
+
+def _add_mule_senders(
+    counterparties: np.ndarray,
+    n_counterparties: np.ndarray,
+    mule_pool: np.ndarray,
+    regular: np.ndarray,
+    rng: np.random.Generator,
+) -> None:
+    """Give every mule 2–5 legitimate senders (family, an employer) that pay it as a regular counterparty.
+
+    A mule is an ordinary person's account too: money that is not fraud comes in, so "receives
+    transfers" is no rule for a mule. The sender's slot is drawn among its used ones.
+    """
+    senders_each = rng.integers(2, 6, len(mule_pool))
+    mules = np.repeat(mule_pool, senders_each)
+    if len(mules) == 0 or len(regular) == 0:
+        return
+    senders = regular[rng.integers(0, len(regular), len(mules))]
+    slot = (rng.random(len(mules)) * n_counterparties[senders]).astype(np.int64)
+    # The first sender (a parent, the employer) pays the mule most often: its first slot.
+    slot[np.r_[0, np.cumsum(senders_each)[:-1]]] = 0
+    counterparties[senders, slot] = mules

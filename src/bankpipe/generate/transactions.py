@@ -16,6 +16,17 @@ TRANSFER, PAYMENT, WITHDRAWAL, DEPOSIT = range(4)
 MOBILE, INTERNET, ATM, BRANCH, EDC, QRIS = range(6)
 SUCCESS, PENDING, FAILED = range(3)
 DAY = 86_400
+# Legitimate transactions that look like a fraud rule would flag them (ground truth `legit_pattern`).
+LEGIT_PATTERNS: tuple[str, ...] = ("none", "travel", "one_off_large", "night_new_payee", "mule_inflow")
+TRAVEL, ONE_OFF_LARGE, NIGHT_NEW_PAYEE, MULE_INFLOW = 1, 2, 3, 4
+# Seasonal spending (log amount): year-end holidays and the weeks before Idul Fitri (THR bonuses,
+# mudik). Lebaran moves through the Gregorian year; dates as announced by the Indonesian government.
+_YEAR_END_BUMP = 0.18
+_LEBARAN_BUMP = 0.25
+_LEBARAN = tuple(
+    date.fromisoformat(d)
+    for d in ("2023-04-22", "2024-04-10", "2025-03-31", "2026-03-20", "2027-03-10", "2028-02-27", "2029-02-14")
+)
 
 # Transaction type mix per account type (rows: Savings, Checking, Deposit, Loan; columns: TX_TYPES).
 _TYPE_P = np.array(
@@ -96,6 +107,7 @@ class Tx:
     status: np.ndarray  # int8 index into STATUSES
     orphan: np.ndarray  # int32 account id number written instead (0 = the real account)
     incident: np.ndarray  # int32 fraud incident (one burst, one compromised point, ...); -1 = none
+    pattern: np.ndarray  # int8 index into LEGIT_PATTERNS: a legitimate look-alike of a fraud rule (0 = none)
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -135,6 +147,7 @@ class Tx:
             status=np.zeros(n, np.int8),
             orphan=np.zeros(n, np.int32),
             incident=np.full(n, -1, np.int32),
+            pattern=np.zeros(n, np.int8),
         )
 
 
@@ -245,8 +258,9 @@ def simulate(
     ttype = _TYPE_TABLES[combo, rng.integers(0, _TYPE_TABLES.shape[1], n)]
     tx.ttype[:] = ttype
 
-    # Amount: the account's lognormal habit, shifted by type; salary credits on payday are bigger.
-    log_amt = prof.mu[acc] + prof.sigma[acc] * rng.standard_normal(n) + _TYPE_AMOUNT[ttype]
+    # Amount: the account's lognormal habit (drifting, with seasonal bumps), shifted by type; salary
+    # credits on payday are bigger.
+    log_amt = habit_log(prof, acc, ts, start) + prof.sigma[acc] * rng.standard_normal(n) + _TYPE_AMOUNT[ttype]
     salary = ((kind & 2) > 0) & (ttype == DEPOSIT)
     log_amt[salary] += np.log(2.5)
     amount = np.clip(np.exp(log_amt), 10_000, 5e9)
@@ -298,6 +312,157 @@ def simulate(
 _FOREIGN_TABLE = inverse_cdf_table(ref.FOREIGN_WEIGHTS).astype(np.int8)
 
 
+def season(start: date, first_day: int, n_days: int) -> np.ndarray:
+    """Seasonal log-amount shift per day: smooth bumps over the year-end holidays and before Lebaran."""
+    first = start + timedelta(days=first_day)
+    days = first.toordinal() + np.arange(n_days, dtype=np.float64)
+    out = np.zeros(n_days)
+    for year in range(first.year - 1, (first + timedelta(days=n_days)).year + 1):
+        peak = date(year, 12, 24).toordinal()
+        out += _YEAR_END_BUMP * np.exp(-0.5 * ((days - peak) / 9.0) ** 2)
+    for lebaran in _LEBARAN:
+        # Spending builds up over the three weeks before the holiday and stops with it.
+        before = lebaran.toordinal() - days
+        out += _LEBARAN_BUMP * np.where((before >= 0) & (before <= 21), 1 - before / 21, 0.0)
+    return out
+
+
+def habit_log(prof: Profiles, acc: np.ndarray, ts: np.ndarray, start: date) -> np.ndarray:
+    """Each row's account habit (log median IDR) at its time: base, trend since the start, season."""
+    day = ts // DAY
+    lo = int(day.min()) if len(day) else 0
+    hi = int(day.max()) + 1 if len(day) else 1
+    lut = season(start, lo, hi - lo).astype(np.float32)
+    return prof.mu[acc] + prof.trend[acc] * (day / np.float32(30)).astype(np.float32) + lut[day - lo]
+
+
+def plant_lookalikes(
+    tx: Tx,
+    master: Master,
+    prof: Profiles,
+    travel_accounts: float,
+    one_off_large: float,
+    night_new_payee: float,
+    start: date,
+    first_day: int,
+    n_days: int,
+    rng: np.random.Generator,
+) -> None:
+    """Legitimate cases that each fraud rule would flag: trips away, one-off big buys, new payees at night.
+
+    Only legitimate rows change (call before fraud is planted on existing rows); mule inflows (set up
+    in the profiles) are only marked.
+    """
+    n = len(tx)
+    if n == 0 or master.n_accounts == 0:
+        return
+    legit = tx.fraud == 0
+    # Travel: some accounts spend 2–7 days mostly in one other city (any channel: a phone travels too).
+    n_trips = min(master.n_accounts, round(travel_accounts * master.n_accounts * n_days / 30))
+    if n_trips and len(master.cities) > 1:
+        who = rng.choice(master.n_accounts, n_trips, replace=False)
+        trip_city = np.full(master.n_accounts, -1, np.int32)
+        city = prof.city_table[rng.integers(0, len(prof.city_table), n_trips)].astype(np.int32)
+        same = city == prof.home[who]
+        city[same] = (city[same] + 1 + rng.integers(0, len(master.cities) - 1, int(same.sum()))) % len(master.cities)
+        trip_city[who] = city
+        length = rng.integers(2, 8, n_trips)
+        first = np.zeros(master.n_accounts, np.int64)
+        last = np.full(master.n_accounts, -1, np.int64)
+        first[who] = first_day + rng.integers(0, max(1, n_days - 1), n_trips)
+        last[who] = first[who] + length - 1
+        day = tx.ts // DAY
+        on_trip = legit & (day >= first[tx.account]) & (day <= last[tx.account]) & (rng.random(n) < 0.85)
+        rows = np.flatnonzero(on_trip & (tx.ttype != DEPOSIT))
+        tx.location[rows] = trip_city[tx.account[rows]]
+        tx.pattern[rows] = TRAVEL
+    # One-off big purchases or transfers (a laptop, a deposit on a flat): 3–30x the habit.
+    pay = np.flatnonzero(legit & (tx.currency == 0) & ((tx.ttype == PAYMENT) | (tx.ttype == TRANSFER)))
+    rows = np.sort(rng.choice(pay, min(len(pay), round(one_off_large * n)), replace=False))
+    habit = np.exp(habit_log(prof, tx.account[rows], tx.ts[rows], start))
+    factor = np.exp(rng.uniform(np.log(3), np.log(30), len(rows)))
+    tx.amount_idr[rows] = np.round(habit * factor * 100).astype(np.int64)
+    tx.amount[rows] = tx.amount_idr[rows]
+    tx.pattern[rows] = ONE_OFF_LARGE
+    # New payees at night: people pay a new seller or a friend late, as a takeover does.
+    hour = (tx.ts % DAY) // 3600
+    night = np.flatnonzero(legit & (tx.ttype == TRANSFER) & (hour < 6) & ~tx.new_cp & (tx.pattern == 0))
+    rows = night[rng.random(len(night)) < night_new_payee]
+    other = rng.integers(0, master.n_accounts, len(rows)).astype(np.int32)
+    ok = ~prof.is_mule[other] & (other != tx.account[rows])
+    rows, other = rows[ok], other[ok]
+    fresh = new_counterparty(prof, tx.account[rows], other, np.ones(len(rows), bool))
+    rows, other = rows[fresh], other[fresh]
+    tx.dest[rows] = other
+    tx.new_cp[rows] = True
+    tx.pattern[rows] = NIGHT_NEW_PAYEE
+    mark_mule_inflows(tx, prof)
+
+
+def mark_mule_inflows(tx: Tx, prof: Profiles) -> None:
+    """Mark legitimate transfers into mule accounts (family and employers pay mules too)."""
+    rows = np.flatnonzero((tx.fraud == 0) & (tx.ttype == TRANSFER) & prof.is_mule[tx.dest] & (tx.pattern == 0))
+    tx.pattern[rows] = MULE_INFLOW
+
+
+@dataclass
+class Balances:
+    """Balances that follow the transactions: per account at the start and end, per row before it."""
+
+    opening: np.ndarray  # int64 cents per account
+    closing: np.ndarray  # int64 cents per account
+    before: np.ndarray  # int64 cents: the paying account's balance just before each row
+
+
+def balances(
+    tx: Tx,
+    floor: np.ndarray,
+    counted: np.ndarray | None = None,
+    cover: float | np.ndarray = 1.0,
+    minimum: int | None = None,
+) -> Balances:
+    """Run every account's balance through the (time-ordered) rows; `counted` rows move money (default all).
+
+    Money leaves the paying account (a deposit adds to it) and reaches the receiving account of a
+    transfer or payment. The opening balance is `floor` plus `cover` times what the account needs
+    so that it never goes below `floor` in the period: with cover 1 the lowest point is the drawn
+    balance, with less an account can run short before money comes in. With `minimum`, the
+    opening is raised where needed so that the balance never goes below it.
+    """
+    n, n_acc = len(tx), len(floor)
+    amount = tx.amount_idr if counted is None else np.where(counted, tx.amount_idr, 0)
+    credit = tx.ttype == DEPOSIT
+    moves = ((tx.ttype == TRANSFER) | (tx.ttype == PAYMENT)) & (tx.dest != tx.account)
+    delta = np.empty(2 * n, np.int64)
+    delta[0::2] = np.where(credit, amount, -amount)
+    delta[1::2] = np.where(moves, amount, 0)
+    who = np.empty(2 * n, np.int64)
+    who[0::2] = tx.account
+    who[1::2] = tx.dest
+    # One sort by (account, time): the entries are in time order, so the entry index breaks ties.
+    key = (who << 32) | np.arange(2 * n, dtype=np.int64)
+    key.sort()
+    order = key & 0xFFFFFFFF
+    acc = key >> 32
+    run = np.cumsum(delta[order])
+    starts = np.flatnonzero(np.r_[True, acc[1:] != acc[:-1]]) if n else np.zeros(0, np.int64)
+    base = np.repeat(run[starts] - delta[order][starts], np.diff(np.r_[starts, 2 * n]))
+    run -= base  # each account's running net flow, inclusive of the entry
+    low = np.zeros(n_acc, np.int64)
+    if n:
+        np.minimum.at(low, acc[starts], np.minimum.reduceat(run, starts))
+    opening = floor - np.round(low * cover).astype(np.int64)
+    if minimum is not None:
+        opening = np.maximum(opening, minimum - low)
+    closing = opening.copy()
+    if n:
+        ends = np.r_[starts[1:], 2 * n] - 1
+        closing[acc[ends]] += run[ends]
+    before = np.empty(2 * n, np.int64)
+    before[order] = opening[acc] + run - delta[order]
+    return Balances(opening, closing, before[0::2])
+
+
 def new_counterparty(prof: Profiles, acc: np.ndarray, dest: np.ndarray, candidates: np.ndarray) -> np.ndarray:
     """Whether dest is outside the account's regular counterparties, checked only where `candidates`."""
     out = np.zeros(len(acc), bool)
@@ -329,8 +494,13 @@ _PEND_HOUR = (-4.6 + 1.2 * ((_HOURS < 5) | (_HOURS >= 21))).astype(np.float32)
 _FAIL_RATIO = np.array([0.0, 1.6, 3.6], np.float32)  # amount vs balance: <= 0.5, (0.5, 1], > 1
 
 
-def assign_status(tx: Tx, master: Master, start: date, rng: np.random.Generator) -> None:
-    """Draw Success/Pending/Failed from a model of the transaction's features (not a coin flip)."""
+def assign_status(
+    tx: Tx, master: Master, start: date, rng: np.random.Generator, balance: np.ndarray | None = None
+) -> None:
+    """Draw Success/Pending/Failed from a model of the transaction's features (not a coin flip).
+
+    `balance` is the paying account's balance before each row (default: the master data's).
+    """
     n = len(tx)
     if n == 0:
         return
@@ -340,7 +510,8 @@ def assign_status(tx: Tx, master: Master, start: date, rng: np.random.Generator)
     for lo in range(0, n, 1_000_000):
         t = tx.view(lo, min(lo + 1_000_000, n))
         hour = (t.ts % DAY) // 3600
-        ratio = t.amount_idr / np.maximum(master.acc_saldo_cents[t.account], 1).astype(np.float32)
+        saldo = master.acc_saldo_cents[t.account] if balance is None else balance[lo : lo + len(t)]
+        ratio = t.amount_idr / np.maximum(saldo, 1).astype(np.float32)
         ratio_level = (ratio > 0.5).astype(np.int8) + (ratio > 1.0)
         ratio_level[t.ttype == DEPOSIT] = 0
         foreign = t.currency != 0

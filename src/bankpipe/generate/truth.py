@@ -16,7 +16,7 @@ from bankpipe.generate.fraud import SCENARIOS, CompromisedPoint, Labels
 from bankpipe.generate.ids import format_id, format_ids
 from bankpipe.generate.master import Master, Profiles
 from bankpipe.generate.stream import StreamPlan, write_atomic
-from bankpipe.generate.transactions import Tx
+from bankpipe.generate.transactions import LEGIT_PATTERNS, Balances, Tx
 
 _ROW_GROUP = 1_000_000
 
@@ -24,15 +24,18 @@ README = """# Ground truth (never read by the pipeline)
 
 - transactions.parquet — one row per generated transaction (clean values; account_id is what the file
   says, an unknown id for orphans; customers via accounts.parquet): is_fraud, fraud_scenario,
-  fraud_incident, reported_at / confirmed_fraud (the planned report, also when after the period),
+  fraud_incident, legit_pattern (a legitimate look-alike of a fraud rule: travel, one_off_large,
+  night_new_payee, mule_inflow), reported_at / confirmed_fraud (the planned report, also when after the period),
   in_fraud_case (reported within the period, so present in fraud_case.csv), file (where it was first sent).
 - defects.parquet — one row per planted defect: file, position (0-based index in the file's array;
   null for file-level defects), record_id, defect, field, detail; copy_of names the original file
   when the row is the same defective record inside a duplicate file.
 - files.parquet — one row per stream file written: kind regular|late|truncated|duplicate.
 - fraud_cases.parquet — every planned report, true and false, with in_fraud_case.
-- accounts.parquet — per-account behaviour behind the data (habit, mule/merchant roles).
-- summary.json — settings, counts, id widths, compromised points.
+- accounts.parquet — per-account behaviour behind the data (habit and its drift, mule/merchant roles),
+  saldo_opening / saldo_closing (balances follow the transactions; account.json holds the closing one).
+- summary.json — settings, counts, id widths, compromised points, look-alike counts, card_testing_from
+  (the first day of the scenario that starts part-way through the period).
 - mutations/ — what each `bankpipe generate --mutate` changed in the source database.
 """
 
@@ -103,6 +106,10 @@ def transactions_table(
                 pa.array(scen.astype(np.int32), mask=scen == 0), pa.array(list(SCENARIOS), pa.string())
             ),
             "fraud_incident": pa.array(tx.incident[rows], mask=scen == 0),
+            "legit_pattern": pa.DictionaryArray.from_arrays(
+                pa.array(tx.pattern[rows].astype(np.int32), mask=tx.pattern[rows] == 0),
+                pa.array(list(LEGIT_PATTERNS), pa.string()),
+            ),
             "is_new_counterparty": pa.array(tx.new_cp[rows]),
             "is_orphan": pa.array(orphan),
             "reported_at": _timestamps(np.maximum(rep_ts, 0), start, mask=~has_report),
@@ -218,20 +225,26 @@ def fraud_cases_table(labels: Labels, tx: Tx, master: Master, start: date, end_t
     )
 
 
-def accounts_table(master: Master, prof: Profiles) -> pa.Table:
+def accounts_table(master: Master, prof: Profiles, money: Balances | None = None) -> pa.Table:
+    """Per account: the habits behind its transactions, its roles, and its balance at both ends of the period."""
     n = master.n_accounts
     rows = np.arange(n, dtype=np.int64)
     is_merchant = np.zeros(n, bool)
     is_merchant[prof.merchant_pool] = True
+    opening = master.acc_saldo_cents if money is None else money.opening
+    closing = master.acc_saldo_cents if money is None else money.closing
     return pa.table(
         {
             "account_id": format_ids("account", rows + 1, master.widths.account),
             "customer_id": format_ids("customer", master.acc_customer.astype(np.int64) + 1, master.widths.customer),
             "habit_median_idr": pa.array(np.round(np.exp(prof.mu), 2)),
             "habit_sigma": pa.array(prof.sigma),
+            "habit_trend_per_30d": pa.array(prof.trend.astype(np.float64)),
             "activity": pa.array(prof.activity),
             "is_mule": pa.array(prof.is_mule),
             "is_merchant": pa.array(is_merchant),
+            "saldo_opening": pa.array(opening / 100),
+            "saldo_closing": pa.array(closing / 100),
         }
     )
 

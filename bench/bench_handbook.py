@@ -45,12 +45,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import average_precision_score, roc_auc_score
-from sklearn.preprocessing import StandardScaler
 
 from bankpipe.generate import handbook
-from bankpipe.ml import metrics
 from bankpipe.settings import Settings
 
 log = logging.getLogger("bench_handbook")
@@ -181,6 +177,10 @@ def card_precision_top_k(
 
 def scores_report(test: pd.DataFrame, score: np.ndarray, boot: int, seed: int) -> dict[str, Any]:
     """AUC, AP, the handbook's CP@100 and bankpipe's, with Poisson-bootstrap 95 % intervals over cards."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    from bankpipe.ml import metrics
+
     y = test["TX_FRAUD"].to_numpy()
     day = test["TX_TIME_DAYS"].to_numpy()
     card = test["CUSTOMER_ID"].to_numpy()
@@ -209,6 +209,9 @@ def scores_report(test: pd.DataFrame, score: np.ndarray, boot: int, seed: int) -
 
 def handbook_lr(train: pd.DataFrame, test: pd.DataFrame, columns: list[str]) -> np.ndarray:
     """The handbook's baseline model: StandardScaler fitted on train, LogisticRegression(random_state=0)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
     scaler = StandardScaler().fit(train[columns])
     model = LogisticRegression(random_state=0).fit(scaler.transform(train[columns]), train["TX_FRAUD"])
     return model.predict_proba(scaler.transform(test[columns]))[:, 1]

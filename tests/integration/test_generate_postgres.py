@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import csv
 import json
+from decimal import Decimal
 from pathlib import Path
 
+import pandas as pd
 import psycopg
+import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
 from bankpipe.cli import app
 from bankpipe.errors import SourceError
-from bankpipe.generate import GenerateConfig, generate, mutate
+from bankpipe.generate import GenerateConfig, follow, generate, mutate
 from bankpipe.source.db import connect
 from bankpipe.source.load import load_files
 from bankpipe.source.schema import COLUMNS, KEYS
@@ -138,3 +141,35 @@ def test_cli_mutate_reports_its_changes(settings, tmp_path):
     assert result.exit_code == 0, result.output
     assert "mutation day 1" in result.output
     assert (config.truth_dir / "mutations" / "mutation_0001.json").is_file()
+
+
+def test_balances_follow_the_followed_transactions_into_the_source(settings, tmp_path):
+    """Two extractions of `account` differ by the money the followed transactions moved in between."""
+    config = _generated(tmp_path, records_per_file=500)
+    with connect(settings) as conn:
+        load_files(conn, config.batch_dir)
+        first = {k: r[3] for k, r in _rows(conn, "account").items()}
+    follow(config, interval_s=0, max_files=3)
+    summary = mutate(settings, seed=3, out=config.out)
+    with connect(settings) as conn:
+        second = {k: r[3] for k, r in _rows(conn, "account").items()}
+    record = json.loads(summary.path.read_text())
+    assert len(record["follow_files"]) == 3
+
+    # The net flow per account of the followed transactions that moved money.
+    tx = pd.concat(pq.read_table(config.truth_dir / "follow" / f).to_pandas() for f in record["follow_files"])
+    for column in ("account_id", "akun_tujuan", "tipe_transaksi", "status"):
+        tx[column] = tx[column].astype(str)
+    tx = tx[(tx.status != "Failed") & ~tx.is_orphan]
+    cents = (tx.amount_idr * 100).round().astype("int64")
+    net = cents.where(tx.tipe_transaksi == "Deposit", -cents).groupby(tx.account_id).sum()
+    into = tx.tipe_transaksi.isin(["Transfer", "Payment"]) & (tx.akun_tujuan != tx.account_id)
+    net = net.add(cents[into].groupby(tx.akun_tujuan[into]).sum(), fill_value=0)
+    net = net[(net != 0) & net.index.isin(list(first)) & ~net.index.isin(summary.deleted["account"])]
+    assert len(net) > 20
+    exact = sum(
+        second[a] == max(Decimal(first[a]) + Decimal(int(flow)) / 100, Decimal("0.00")) for a, flow in net.items()
+    )
+    # Exactly the flow, except where a fee or interest was also posted that day (a few percent).
+    assert exact >= 0.8 * len(net)
+    assert set(net.index) <= set(summary.updated["account"])

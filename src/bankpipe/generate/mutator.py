@@ -1,4 +1,9 @@
-"""`--mutate`: one day of changes to the source database's master data, recorded in the ground truth."""
+"""`--mutate`: one day of changes to the source database's master data, recorded in the ground truth.
+
+Balances follow the transactions: every account that `--follow` moved money for since the last
+mutation gets its net flow (ground_truth/follow/*.parquet, non-failed transactions); a share of
+accounts also gets what is posted outside the transaction feed (admin fees, interest, instalments).
+"""
 
 from __future__ import annotations
 
@@ -29,7 +34,7 @@ class MutationRates:
 
     new_customers: float = 0.002
     segment_changes: float = 0.01
-    balance_updates: float = 0.05
+    balance_updates: float = 0.05  # postings outside the transaction feed
     closed_accounts: float = 0.001
     deleted_customers: float = 0.0005
 
@@ -94,7 +99,9 @@ def mutate(settings: Settings, seed: int, out: Path, rates: MutationRates | None
             raise SourceError(
                 "the source has no master data to mutate: load it first (bankpipe generate --to-postgres)"
             )
-        plan = _plan(customers, accounts, locations, banks, rates, rng)
+        applied = _applied_follow_files(truth)
+        follow_files, flows = _follow_flows(Path(out) / "ground_truth" / "follow", applied)
+        plan = _plan(customers, accounts, locations, banks, rates, rng, flows)
         with conn.transaction():
             cur = conn.cursor()
             cur.executemany(
@@ -123,6 +130,7 @@ def mutate(settings: Settings, seed: int, out: Path, rates: MutationRates | None
     record: dict[str, Any] = {
         "day": day,
         "seed": seed,
+        "follow_files": follow_files,
         "tables": {
             t: {"inserted": summary.inserted[t], "updated": summary.updated[t], "deleted": summary.deleted[t]}
             for t in ("customer", "account")
@@ -137,6 +145,43 @@ def mutate(settings: Settings, seed: int, out: Path, rates: MutationRates | None
     return summary
 
 
+def _applied_follow_files(truth: Path) -> set[str]:
+    """Follow files whose flows an earlier mutation already applied."""
+    done: set[str] = set()
+    for path in truth.glob("mutation_*.json"):
+        try:
+            done.update(json.loads(path.read_text()).get("follow_files", []))
+        except ValueError:
+            continue
+    return done
+
+
+def _follow_flows(folder: Path, applied: set[str]) -> tuple[list[str], dict[str, int]]:
+    """(files applied now, net flow in IDR cents per account id) of the follow files not applied yet."""
+    import pyarrow.parquet as pq
+
+    files = sorted(p for p in folder.glob("transaction_*.parquet") if not p.name.endswith(".defects.parquet"))
+    files = [p for p in files if p.name not in applied]
+    flows: dict[str, int] = {}
+    columns = ["account_id", "akun_tujuan", "amount_idr", "tipe_transaksi", "status", "is_orphan"]
+    for path in files:
+        t = pq.read_table(path, columns=columns).to_pydict()
+        for acc, dest, amount, kind, status, orphan in zip(*(t[c] for c in columns), strict=True):
+            if status == "Failed" or orphan:
+                continue
+            cents = round(amount * 100)
+            flows[acc] = flows.get(acc, 0) + (cents if kind == "Deposit" else -cents)
+            if kind in ("Transfer", "Payment") and dest != acc:
+                flows[dest] = flows.get(dest, 0) + cents
+    return [p.name for p in files], flows
+
+
+# Postings outside the transaction feed, per account type: a monthly admin fee (IDR), interest on a
+# time deposit, a loan instalment that lowers the outstanding principal.
+_ADMIN_FEE = {"Savings": Decimal("12500.00"), "Checking": Decimal("20000.00")}
+_RATE = {"Deposit": Decimal("1.003"), "Loan": Decimal("0.98")}
+
+
 def _plan(
     customers: list[tuple[Any, ...]],
     accounts: list[tuple[Any, ...]],
@@ -144,6 +189,7 @@ def _plan(
     banks: list[str],
     rates: MutationRates,
     rng: np.random.Generator,
+    flows: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """Choose the day's changes; every key appears in at most one of inserted/updated/deleted."""
     cust_ids = [r[0] for r in customers]
@@ -177,12 +223,22 @@ def _plan(
         segments[cid] = (old, ref.SEGMENTS[pos + step])
 
     live_acc = [r for r in accounts if r[0] not in del_acc]
-    n_bal = min(_n(rates.balance_updates, len(accounts)), len(live_acc))
     balances: dict[str, tuple[Decimal, Decimal]] = {}
+    # The money that moved since the last mutation (never below zero: the follow files' status
+    # draw knew only the extracted balance).
+    for aid, _cust, _tipe, saldo in live_acc:
+        flow = (flows or {}).get(aid, 0)
+        if flow:
+            old = Decimal(saldo or 0)
+            balances[aid] = (old, max(old + Decimal(flow) / 100, Decimal("0.00")).quantize(Decimal("0.01")))
+    n_bal = min(_n(rates.balance_updates, len(accounts)), len(live_acc))
     for i in rng.choice(len(live_acc), n_bal, replace=False):
-        aid, old = live_acc[i][0], Decimal(live_acc[i][3] or 0)
-        factor = Decimal(str(round(float(rng.lognormal(0.0, 0.25)), 6)))
-        new = (old * factor).quantize(Decimal("0.01"))
+        aid, tipe = live_acc[i][0], live_acc[i][2]
+        old, current = balances.get(aid, (Decimal(live_acc[i][3] or 0),) * 2)
+        if tipe in _RATE:
+            new = (current * _RATE[tipe]).quantize(Decimal("0.01"))
+        else:
+            new = max(current - _ADMIN_FEE.get(tipe, Decimal("10000.00")), Decimal("0.00"))
         if new == old:
             new += Decimal("1.00")
         balances[aid] = (old, new)

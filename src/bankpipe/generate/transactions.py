@@ -433,34 +433,39 @@ def balances(
     amount = tx.amount_idr if counted is None else np.where(counted, tx.amount_idr, 0)
     credit = tx.ttype == DEPOSIT
     moves = ((tx.ttype == TRANSFER) | (tx.ttype == PAYMENT)) & (tx.dest != tx.account)
+    # Entry 2i is row i's paying side, 2i + 1 its receiving side. One sort by (account, entry): the
+    # entries are in time order, so each account's entries come out in time order too.
+    key = np.empty(2 * n, np.int64)
+    key[0::2] = tx.account
+    key[1::2] = tx.dest
+    key <<= 32
+    key |= np.arange(2 * n, dtype=np.int64)
+    key.sort()
+    order = key & 0xFFFFFFFF
+    acc = key
+    acc >>= 32  # in place: the key is not needed any more
     delta = np.empty(2 * n, np.int64)
     delta[0::2] = np.where(credit, amount, -amount)
     delta[1::2] = np.where(moves, amount, 0)
-    who = np.empty(2 * n, np.int64)
-    who[0::2] = tx.account
-    who[1::2] = tx.dest
-    # One sort by (account, time): the entries are in time order, so the entry index breaks ties.
-    key = (who << 32) | np.arange(2 * n, dtype=np.int64)
-    key.sort()
-    order = key & 0xFFFFFFFF
-    acc = key >> 32
-    run = np.cumsum(delta[order])
+    delta = delta[order]
+    run = np.cumsum(delta)
     starts = np.flatnonzero(np.r_[True, acc[1:] != acc[:-1]]) if n else np.zeros(0, np.int64)
-    base = np.repeat(run[starts] - delta[order][starts], np.diff(np.r_[starts, 2 * n]))
-    run -= base  # each account's running net flow, inclusive of the entry
+    run -= np.repeat(run[starts] - delta[starts], np.diff(np.r_[starts, 2 * n]))
+    run -= delta  # each account's net flow before the entry
     low = np.zeros(n_acc, np.int64)
     if n:
-        np.minimum.at(low, acc[starts], np.minimum.reduceat(run, starts))
+        np.minimum.at(low, acc[starts], np.minimum.reduceat(run + delta, starts))
     opening = floor - np.round(low * cover).astype(np.int64)
     if minimum is not None:
         opening = np.maximum(opening, minimum - low)
     closing = opening.copy()
     if n:
         ends = np.r_[starts[1:], 2 * n] - 1
-        closing[acc[ends]] += run[ends]
-    before = np.empty(2 * n, np.int64)
-    before[order] = opening[acc] + run - delta[order]
-    return Balances(opening, closing, before[0::2])
+        closing[acc[ends]] += run[ends] + delta[ends]
+    paying = (order & 1) == 0
+    before = np.empty(n, np.int64)
+    before[order[paying] >> 1] = opening[acc[paying]] + run[paying]
+    return Balances(opening, closing, before)
 
 
 def new_counterparty(prof: Profiles, acc: np.ndarray, dest: np.ndarray, candidates: np.ndarray) -> np.ndarray:

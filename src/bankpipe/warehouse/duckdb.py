@@ -164,8 +164,18 @@ def _open(
                     " (BANKPIPE_WAREHOUSE_LOCK_WAIT_S) — let it finish, or stop it, and run again"
                 ) from exc
             if waited - reported >= LOCK_REPORT_EVERY_S:
+                # A moment's wait is routine (INFO); still waiting after that is worth the operator's eye, and
+                # `bankpipe run` shows only warnings beside its step lines.
+                level = logging.WARNING if waited >= LOCK_REPORT_EVERY_S else logging.INFO
                 reported = waited
-                log.info("waiting for the warehouse lock held by %s on %s (%.0f of %g s)", holder, path, waited, wait_s)
+                log.log(
+                    level,
+                    "waiting for the warehouse lock held by %s on %s (%.0f of %g s)",
+                    holder,
+                    path,
+                    waited,
+                    wait_s,
+                )
             time.sleep(min(delay, max(wait_s - waited, 0.0)))
             delay = min(delay * 2, 1.0)
 

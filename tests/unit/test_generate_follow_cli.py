@@ -47,6 +47,21 @@ def test_follow_continues_ids_and_time_after_the_generated_period(tmp_path):
     assert not list(config.stream_dir.glob(".*"))  # no temp files left behind
 
 
+def test_follow_continues_the_late_scenario_and_the_look_alikes(tmp_path):
+    """After the period, card testing (which starts part-way through it) goes on, look-alikes too."""
+    config = GenerateConfig(
+        customers=200, transactions=10_000, days=10, seed=5, out=tmp_path, records_per_file=4_000,
+        defects=DefectConfig.none(),
+    )  # fmt: skip
+    generate(config)
+    result = follow(config, interval_s=0, max_files=2)
+    tables = [pq.read_table(config.truth_dir / "follow" / n.replace(".json", ".parquet")) for n in result.files]
+    scenarios = {s for t in tables for s in t.column("fraud_scenario").to_pylist() if s}
+    assert "card_testing" in scenarios and "account_takeover" in scenarios
+    patterns = {s for t in tables for s in t.column("legit_pattern").to_pylist() if s}
+    assert {"night_new_payee", "one_off_large"} <= patterns and "travel" not in patterns  # no trips in a file
+
+
 def test_follow_stops_when_asked_without_waiting_out_the_interval(tmp_path):
     config = GenerateConfig(customers=50, transactions=0, days=5, seed=1, out=tmp_path, records_per_file=20)
     stop = threading.Event()

@@ -122,8 +122,9 @@ def test_status_follows_its_drivers(features):
     rate = features.groupby("night").not_success.mean()
     assert rate[1] > 1.5 * rate[0]
     # Insufficient funds: the balance moves with the transactions, so "short" is the amount against the
-    # balance just before it. Weaker than against a fixed balance: where a short payment went through,
-    # the recorded opening balance is raised so that no balance is negative, and the row no longer looks short.
+    # balance just before it (run here row by row from the ground truth's opening balance). Weaker than
+    # against a fixed balance: the generator judges a payment against its day's opening balance, and
+    # where a short payment went through the recorded opening is raised so that no balance is negative.
     assert features[features.short == 1].not_success.mean() > 1.5 * features.not_success.mean()
     transfers = features[features.tipe_transaksi_Transfer == 1]
     by_bank = transfers.groupby("interbank").not_success.mean()

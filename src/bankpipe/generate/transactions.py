@@ -407,11 +407,15 @@ def mark_mule_inflows(tx: Tx, prof: Profiles) -> None:
 
 @dataclass
 class Balances:
-    """Balances that follow the transactions: per account at the start and end, per row before it."""
+    """Balances that follow the transactions: per account at the start and end, per row at the start of its day."""
 
     opening: np.ndarray  # int64 cents per account
     closing: np.ndarray  # int64 cents per account
-    before: np.ndarray  # int64 cents: the paying account's balance just before each row
+    before: np.ndarray  # int64 cents: the paying account's balance at the start of the row's day
+
+
+# Most (account, day) cells the balance run holds at once; longer runs are run in buckets of days.
+_MAX_CELLS = 20_000_000
 
 
 def balances(
@@ -421,50 +425,38 @@ def balances(
     cover: float | np.ndarray = 1.0,
     minimum: int | None = None,
 ) -> Balances:
-    """Run every account's balance through the (time-ordered) rows; `counted` rows move money (default all).
+    """Run every account's balance through the rows day by day; `counted` rows move money (default all).
 
     Money leaves the paying account (a deposit adds to it) and reaches the receiving account of a
-    transfer or payment. The opening balance is `floor` plus `cover` times what the account needs
-    so that it never goes below `floor` in the period: with cover 1 the lowest point is the drawn
-    balance, with less an account can run short before money comes in. With `minimum`, the
-    opening is raised where needed so that the balance never goes below it.
+    transfer or payment. Balances are end-of-day ones, as a core banking system's daily run keeps
+    them (a payment is judged against the balance its day started with). The opening balance is
+    `floor` plus `cover` times what the account needs so that no end-of-day balance is below
+    `floor`: with cover 1 the lowest point is the drawn balance, with less an account can run short
+    before money comes in. With `minimum`, the opening is raised where needed so that no end-of-day
+    balance is below it. Closing = opening + the net flow of the counted rows, exactly.
     """
     n, n_acc = len(tx), len(floor)
-    amount = tx.amount_idr if counted is None else np.where(counted, tx.amount_idr, 0)
-    credit = tx.ttype == DEPOSIT
+    amount = (tx.amount_idr if counted is None else np.where(counted, tx.amount_idr, 0)).astype(np.float64)
+    paid = np.where(tx.ttype == DEPOSIT, amount, -amount)
     moves = ((tx.ttype == TRANSFER) | (tx.ttype == PAYMENT)) & (tx.dest != tx.account)
-    # Entry 2i is row i's paying side, 2i + 1 its receiving side. One sort by (account, entry): the
-    # entries are in time order, so each account's entries come out in time order too.
-    key = np.empty(2 * n, np.int64)
-    key[0::2] = tx.account
-    key[1::2] = tx.dest
-    key <<= 32
-    key |= np.arange(2 * n, dtype=np.int64)
-    key.sort()
-    order = key & 0xFFFFFFFF
-    acc = key
-    acc >>= 32  # in place: the key is not needed any more
-    delta = np.empty(2 * n, np.int64)
-    delta[0::2] = np.where(credit, amount, -amount)
-    delta[1::2] = np.where(moves, amount, 0)
-    delta = delta[order]
-    run = np.cumsum(delta)
-    starts = np.flatnonzero(np.r_[True, acc[1:] != acc[:-1]]) if n else np.zeros(0, np.int64)
-    run -= np.repeat(run[starts] - delta[starts], np.diff(np.r_[starts, 2 * n]))
-    run -= delta  # each account's net flow before the entry
-    low = np.zeros(n_acc, np.int64)
-    if n:
-        np.minimum.at(low, acc[starts], np.minimum.reduceat(run + delta, starts))
+    received = np.where(moves, amount, 0.0)
+    day = tx.ts // DAY if n else np.zeros(0, np.int64)
+    per = max(1, -(-(n_acc * (int(day.max()) + 1 if n else 1)) // _MAX_CELLS))
+    bucket = day // per
+    n_buckets = int(bucket.max()) + 1 if n else 1
+    cells = n_acc * n_buckets
+    # Sums of int64 cents in float64 stay exact below 2**53 cents (90 trillion IDR per account-day).
+    flow = np.bincount(tx.account.astype(np.int64) * n_buckets + bucket, paid, cells)
+    flow += np.bincount(tx.dest.astype(np.int64) * n_buckets + bucket, received, cells)
+    flow = flow.reshape(n_acc, n_buckets)
+    end_of_day = np.cumsum(flow, axis=1)
+    low = np.minimum(end_of_day.min(axis=1), 0.0).round().astype(np.int64)
     opening = floor - np.round(low * cover).astype(np.int64)
     if minimum is not None:
         opening = np.maximum(opening, minimum - low)
-    closing = opening.copy()
-    if n:
-        ends = np.r_[starts[1:], 2 * n] - 1
-        closing[acc[ends]] += run[ends] + delta[ends]
-    paying = (order & 1) == 0
-    before = np.empty(n, np.int64)
-    before[order[paying] >> 1] = opening[acc[paying]] + run[paying]
+    closing = opening + end_of_day[:, -1].round().astype(np.int64)
+    end_of_day -= flow  # now: net flow before each day
+    before = opening[tx.account] + end_of_day[tx.account, bucket].round().astype(np.int64)
     return Balances(opening, closing, before)
 
 

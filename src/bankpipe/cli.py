@@ -151,7 +151,7 @@ def run(
 ) -> None:
     """Run the whole pipeline once, in order (the no-Airflow path)."""
     from bankpipe import pipeline
-    from bankpipe.logs import StepDisplay, console_level, listening, stderr_to_log
+    from bankpipe.logs import StepDisplay, console_level, duration, listening, stderr_to_log
 
     settings = get_settings()
     # One live line per step instead of every stage's INFO lines (those are in the log file; -v shows them).
@@ -161,9 +161,11 @@ def run(
         except pipeline.StepFailed as exc:
             # Which step stopped the run, in front of its one line (the steps after it did not run).
             raise BankpipeError(f"{exc.step} failed: {exc}") from exc
-    summary = Table("step", "rows", "time", title=f"bankpipe run: done in {report.seconds:.0f}s", title_justify="left")
+    summary = Table(
+        "step", "rows", "time", title=f"bankpipe run: done in {duration(report.seconds)}", title_justify="left"
+    )
     for step in report.steps:
-        summary.add_row(step.name, "" if step.rows is None else f"{step.rows:,}", f"{step.seconds:.1f}s")
+        summary.add_row(step.name, "" if step.rows is None else f"{step.rows:,}", duration(step.seconds))
     console.print(summary)
     console.print(f"warehouse: {escape(settings.warehouse_location)}", highlight=False, soft_wrap=True)
     console.print(

@@ -190,7 +190,8 @@ def _rows(n: int | None) -> str:
     return "" if n is None else f"{n:,} rows"
 
 
-def _seconds(s: float) -> str:
+def duration(s: float) -> str:
+    """Seconds for people: `4.2s`, `8m23s`."""
     return f"{s:.1f}s" if s < 60 else f"{int(s // 60)}m{int(s % 60):02d}s"
 
 
@@ -215,7 +216,7 @@ class _Eta(ProgressColumn):
     def render(self, task: Task) -> Text:
         if task.finished or task.total is None or task.time_remaining is None:
             return Text("")
-        return Text(f"ETA {_seconds(task.time_remaining)}", style="progress.remaining")
+        return Text(f"ETA {duration(task.time_remaining)}", style="progress.remaining")
 
 
 class _Count(ProgressColumn):
@@ -294,7 +295,7 @@ class StepDisplay:
             else:
                 extra = f", {_rows(rows)}" if rows is not None else ""
                 console.print(
-                    Text.assemble(("✓ ", "green"), f"{self._name} ({_seconds(seconds)}{extra}): {summary}"),
+                    Text.assemble(("✓ ", "green"), f"{self._name} ({duration(seconds)}{extra}): {summary}"),
                     soft_wrap=True,
                     highlight=False,
                 )
@@ -309,7 +310,7 @@ class StepDisplay:
                 self._progress.stop_task(self._task)
             else:
                 console.print(
-                    Text.assemble(("✗ ", "red"), f"{self._name} failed after {_seconds(seconds)}"),
+                    Text.assemble(("✗ ", "red"), f"{self._name} failed after {duration(seconds)}"),
                     soft_wrap=True,
                     highlight=False,
                 )
@@ -322,6 +323,7 @@ __all__ = [
     "StepDisplay",
     "console",
     "console_level",
+    "duration",
     "listening",
     "progress",
     "setup",

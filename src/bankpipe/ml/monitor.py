@@ -70,6 +70,9 @@ def _scores(wh: Warehouse) -> pd.DataFrame:
         join ({features.transactions_sql()}) t on t.transaction_id = s.transaction_id
         left join (select distinct transaction_id from silver.stg_fraud_cases where is_confirmed_fraud) f
             on f.transaction_id = s.transaction_id
+        -- Sums of floats depend on the order of their terms, and the view's ranking leaves rows
+        -- in no particular order: ordered, a rerun gives bit-identical metrics.
+        order by s.model_name, s.model_version, t.transaction_id
     """
     return features.fetch_df(wh, sql)
 

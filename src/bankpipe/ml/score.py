@@ -94,10 +94,18 @@ qualify row_number() over (partition by transaction_id, model_name order by {LAT
 select * from gold.ml_transaction_scores
 where scored_by in ({_SERVED_IN})
 qualify row_number() over (partition by transaction_id, model_name, model_version order by {FIRST_SERVED}) = 1""",
-    # An alert is current while the score row that raised it is.
-    """create or replace view gold.current_fraud_alerts as
+    # An alert is current while the score row that raised it is. The latest rows are looked up for
+    # alerted transactions only: ranking every score (millions) would cost the dashboard seconds.
+    f"""create or replace view gold.current_fraud_alerts as
+with latest as (
+    select * from gold.ml_transaction_scores s
+    where scored_by in ({_IN}) and exists (
+        select 1 from gold.fraud_alerts x where x.transaction_id = s.transaction_id and x.model_name = s.model_name
+    )
+    qualify row_number() over (partition by transaction_id, model_name order by {LATEST_FIRST}) = 1
+)
 select a.* from gold.fraud_alerts a
-join gold.ml_current_scores c
+join latest c
   on c.transaction_id = a.transaction_id and c.model_name = a.model_name and c.model_version = a.model_version
  and c.scored_at = a.alerted_at and coalesce(c.score_seq, 0) = coalesce(a.score_seq, 0)""",
 ]

@@ -342,10 +342,17 @@ class StatusRules:
 
 
 def load_data(settings: Settings, target: str, cfg: TrainConfig) -> tuple[pd.DataFrame, Split]:
-    """Features from the first training day to the test window's end, with labels.
+    """Features from the first training day to the test window's end, with labels (see `load`)."""
+    df, split, _ = load(settings, target, cfg)
+    return df, split
 
-    Fraud: `known_at` (when the bank could first use the report, None if never) and `y_test`
-    (known now); `y_train` is fraud known before the split's cut-off. Status: the status itself.
+
+def load(settings: Settings, target: str, cfg: TrainConfig) -> tuple[pd.DataFrame, Split, pd.DataFrame | None]:
+    """Features from the first training day to the test window's end, with labels; and the label history.
+
+    Fraud: `y_test` (known now) and `y_train` (known before the split's cut-off); the third value
+    is the label history (`features.fraud_labels_sql()` rows) for other cut-offs. Status: the
+    status itself, and None.
     Every row of [train_start, test_end) is kept: the prequential folds reuse them.
     """
     with connect(settings) as wh:
@@ -368,42 +375,45 @@ def load_data(settings: Settings, target: str, cfg: TrainConfig) -> tuple[pd.Dat
     df["amount_idr"] = np.expm1(df["log_amount_idr"].astype(float))
     if target == "fraud":
         assert reports is not None
-        # A label is usable from when the bank had it (features.py's `known_from` where it offers one).
-        when = "known_from" if "known_from" in reports.columns else "reported_at"
-        known = reports.groupby("transaction_id")[when].min()
-        df["known_at"] = pd.to_datetime(df["transaction_id"].map(known))
-        df["y_test"] = df["known_at"].notna().astype(int)
-        df["y_train"] = labels_known_at(df, split.label_cutoff)
+        # Every version of every case with the interval it is in force: what the bank knew at any
+        # moment (a case reversed later is fraud only while it stood), see fraud_labels_sql().
+        df["y_test"] = labels_known_at(df, reports, None)
+        df["y_train"] = labels_known_at(df, reports, split.label_cutoff)
     else:
         df["y_test"] = df["status"]
         df["y_train"] = df["status"]
     df["is_test"] = (df["transaction_date"] >= pd.Timestamp(split.test_start)).to_numpy()
-    return df, split
+    return df, split, reports
 
 
-def labels_known_at(df: pd.DataFrame, cutoff: datetime) -> pd.Series:
-    """Fraud labels as the bank knew them at `cutoff` (1 = reported and usable before it)."""
-    return (df["known_at"] < pd.Timestamp(cutoff)).fillna(False).astype(int)
+def labels_known_at(df: pd.DataFrame, labels: pd.DataFrame, cutoff: datetime | None) -> pd.Series:
+    """Fraud labels of `df` as the bank knew them just before `cutoff` (None: now), from the label history."""
+    known = features.fraud_known_at(labels, cutoff)
+    return df["transaction_id"].isin(known).astype(int)
 
 
-def _windows(df: pd.DataFrame, split: Split, target: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def _windows(
+    df: pd.DataFrame, split: Split, target: str, labels: pd.DataFrame | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(train, validation, test) rows of a split; `y` is the label each window may use."""
     day = pd.to_datetime(df["transaction_date"])
+    if target == "fraud":
+        assert labels is not None
+        # Training and validation: as known at the cut-off; test: as known now.
+        early = labels_known_at(df, labels, split.label_cutoff).to_numpy()
+        y = np.where(day >= pd.Timestamp(split.test_start), df["y_test"].to_numpy(), early)
+    else:
+        y = df["status"].to_numpy()
 
     def window(lo: date, hi: date) -> pd.DataFrame:
-        return df[(day >= pd.Timestamp(lo)) & (day < pd.Timestamp(hi))].copy()
+        mask = ((day >= pd.Timestamp(lo)) & (day < pd.Timestamp(hi))).to_numpy()
+        return df[mask].assign(y=y[mask])
 
-    train = window(split.train_start, split.train_end)
-    val = window(split.validation_start, split.validation_end)
-    test = window(split.test_start, split.test_end)
-    if target == "fraud":
-        for part in (train, val):
-            part["y"] = labels_known_at(part, split.label_cutoff).to_numpy()
-        test["y"] = test["y_test"].to_numpy()
-    else:
-        for part in (train, val, test):
-            part["y"] = part["status"].to_numpy()
-    return train, val, test
+    return (
+        window(split.train_start, split.train_end),
+        window(split.validation_start, split.validation_end),
+        window(split.test_start, split.test_end),
+    )
 
 
 def _check_classes(train: pd.DataFrame, val: pd.DataFrame, test: pd.DataFrame, target: str, split: Split) -> None:
@@ -456,6 +466,15 @@ def _fit_best(
     return best[0], best[1], found
 
 
+def _observed(numeric: list[str], train: pd.DataFrame) -> list[str]:
+    """The numeric inputs with at least one value in the training window (the others cannot be learnt)."""
+    empty = [c for c in numeric if not train[c].notna().any()]
+    if empty:
+        # E.g. balances and home cities when no master data was known yet at the transactions' time.
+        log.warning("no values in the training window, left out of the models: %s", ", ".join(empty))
+    return [c for c in numeric if c not in empty]
+
+
 def _lr_grid(cfg: TrainConfig) -> tuple[float, ...]:
     return (cfg.lr_c,) if cfg.lr_c is not None else cfg.lr_grid
 
@@ -504,14 +523,16 @@ def fraud_fold(
     alerts_per_day: int,
     *,
     with_tree: bool = True,
+    columns: tuple[list[str], list[str]] | None = None,
 ) -> dict[str, Any]:
     """One train | validation | gap | test evaluation of the fraud models at the same daily alert budget.
 
     Returns `models` (kind → fitted model: LR calibrated, tree, None for rules), `reports` (kind → test
     metrics), `thresholds` and `validation` (what was chosen and the alerts a day it gives there),
-    and the test `scores`.
+    and the test `scores`. `columns` (numeric, categorical) replaces the model inputs (a comparison).
     """
-    num, cat = features.feature_columns("fraud")
+    num, cat = columns or features.feature_columns("fraud")
+    num = _observed(num, train)
     cols = num + cat
     lr, c, lr_found = _fraud_lr(train, val, num, cat, cfg)
     models: dict[str, Any] = {"lr": lr}
@@ -537,6 +558,7 @@ def fraud_fold(
     order = [k for k in ("lr", "tree", "rules") if k in test_scores]
     reports = {kind: _fraud_report(test, test_scores[kind], thresholds[kind], cfg) for kind in order}
     return {
+        "columns": cols,
         "models": models,
         "reports": reports,
         "thresholds": thresholds,
@@ -547,7 +569,12 @@ def fraud_fold(
 
 
 def prequential(
-    df: pd.DataFrame, first_day: date, last_test_end: date, cfg: TrainConfig, alerts_per_day: int
+    df: pd.DataFrame,
+    labels: pd.DataFrame,
+    first_day: date,
+    last_test_end: date,
+    cfg: TrainConfig,
+    alerts_per_day: int,
 ) -> tuple[list[dict[str, Any]], pd.DataFrame]:
     """The last `cfg.prequential_weeks` weeks up to `last_test_end`, each tested by LR trained before it.
 
@@ -563,7 +590,7 @@ def prequential(
         except NotEnoughData as exc:
             log.warning("prequential week ending %s skipped: %s", test_end, exc)
             continue
-        train, val, test = _windows(df, split, "fraud")
+        train, val, test = _windows(df, split, "fraud", labels)
         try:
             _check_classes(train, val, test, "fraud", split)
         except NotEnoughData as exc:
@@ -647,6 +674,26 @@ def by_group(
     return out
 
 
+def status_input_comparison(settings: Settings, config: TrainConfig | None = None) -> dict[str, dict[str, Any]]:
+    """The fraud LR without and with `status` as an input, on the same split and alert budget (measured once).
+
+    Status is the bank's own authorisation outcome, known only after the decision point, so the
+    fraud model does not use it; this shows what it was worth (issue 15, docs/ml.md).
+    """
+    cfg = config or TrainConfig()
+    df, split, labels = load(settings, "fraud", cfg)
+    train_, val, test = _windows(df, split, "fraud", labels)
+    _check_classes(train_, val, test, "fraud", split)
+    per_day = cfg.alerts_per_day or settings.ml_alerts_per_day
+    num, cat = features.feature_columns("fraud")
+    out = {"split": {"validation": split.validation_window, "test": split.test_window, "n_train": len(train_)}}
+    with threadpool_limits(cfg.threads):
+        for name, cats in (("without status", cat), ("with status", [*cat, "status"])):
+            fold = fraud_fold(train_, val, test, split, cfg, per_day, with_tree=False, columns=(num, cats))
+            out[name] = {**fold["reports"]["lr"], "lr_c": fold["chosen"]["lr_c"]}
+    return out
+
+
 # --- status ---------------------------------------------------------------------------------------
 
 
@@ -676,10 +723,13 @@ def _status_judge(cols: list[str]) -> Any:
 def status_fold(train: pd.DataFrame, val: pd.DataFrame, test: pd.DataFrame, cfg: TrainConfig) -> dict[str, Any]:
     """LR, tree and rules for status; C, the tree and the per-class decision offsets chosen on validation."""
     num, cat = features.feature_columns("status")
+    num = _observed(num, train)
     cols = num + cat
     lrs = {f"lr C={c}": make_lr(num, cat, cfg, c) for c in _lr_grid(cfg)}
     lr_name, lr, lr_found = _fit_best(lrs, train, val, cols, _status_judge(cols))
-    trees = {f"tree leaf={leaf} l2={l2}": make_tree(num, cat, cfg, leaf, l2) for leaf, l2 in cfg.tree_grid}
+    # The 3-class tree costs three trees a fit; as a comparison only, it takes the first candidate unsearched.
+    leaf, l2 = cfg.tree_grid[0]
+    trees = {f"tree leaf={leaf} l2={l2}": make_tree(num, cat, cfg, leaf, l2)}
     tree_name, tree, tree_found = _fit_best(trees, train, val, cols, _status_judge(cols))
     models: dict[str, Any] = {"lr": lr, "tree": tree, "rules": StatusRules().fit(train, train["y"])}
     chosen = {
@@ -716,6 +766,7 @@ def status_fold(train: pd.DataFrame, val: pd.DataFrame, test: pd.DataFrame, cfg:
         }
         reports[kind] = rep
     return {
+        "columns": cols,
         "models": models,
         "reports": reports,
         "chosen": chosen,
@@ -770,11 +821,9 @@ def run(settings: Settings, target: str = "fraud", config: TrainConfig | None = 
         raise BankpipeError(f"unknown target {target!r}: choose fraud or status")
     cfg = config or TrainConfig()
     started = time.monotonic()
-    df, split = load_data(settings, target, cfg)
-    train, val, test = _windows(df, split, target)
+    df, split, labels = load(settings, target, cfg)
+    train, val, test = _windows(df, split, target, labels)
     _check_classes(train, val, test, target, split)
-    num, cat = features.feature_columns(target)
-    cols = num + cat
     per_day = cfg.alerts_per_day or settings.ml_alerts_per_day
     log.info(
         "training %s on %d transactions (%s..%s), validating on %d (%s), testing on %d (%s)",
@@ -797,7 +846,8 @@ def run(settings: Settings, target: str = "fraud", config: TrainConfig | None = 
             fold["chosen"]["threshold"] = threshold
             first_day = split.train_start - timedelta(days=cfg.warmup_days)
             t0 = time.monotonic()
-            weeks, pooled = prequential(df, first_day, split.test_end, cfg, per_day)
+            assert labels is not None
+            weeks, pooled = prequential(df, labels, first_day, split.test_end, cfg, per_day)
             truth = scenarios(cfg.ground_truth or settings.state / DEMO_GROUND_TRUTH)
             extra["per_segment"] = by_group(pooled, "segment", cfg)
             if truth is not None and not pooled.empty:
@@ -807,7 +857,8 @@ def run(settings: Settings, target: str = "fraud", config: TrainConfig | None = 
         else:
             fold = status_fold(train, val, test, cfg)
             threshold = 0.5
-    reports, chosen, models = fold["reports"], fold["chosen"], fold["models"]
+    reports, chosen, models, cols = fold["reports"], fold["chosen"], fold["models"], fold["columns"]
+    num, cat = features.feature_columns(target)
     primary = registry.PRIMARY_METRIC[target]
     new_metric = reports["lr"].get(primary)
 
@@ -860,7 +911,7 @@ def run(settings: Settings, target: str = "fraud", config: TrainConfig | None = 
         "n_validation": len(val),
         "n_test": len(test),
         "feature_version": features.FEATURE_VERSION,
-        "numeric_features": ",".join(num),
+        "numeric_features": ",".join(c for c in num if c in cols),
         "categorical_features": ",".join(cat),
     }
     flat = {

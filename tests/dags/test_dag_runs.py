@@ -71,7 +71,7 @@ def run(dagbag: Any, dag_id: str, run_after: datetime | None = None, **kwargs: A
 
 
 @pytest.fixture
-def env(settings: Settings, seed_dir: Path, airflow_db: float, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+def env(settings: Settings, sample_dir: Path, airflow_db: float, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
     """Seed batch files in the test PostgreSQL, seed stream files in the landing folder, FX API offline."""
     # A closed port: the FX client fails at once and falls back to the ECB snapshot shipped in the wheel.
     monkeypatch.setenv("BANKPIPE_FX_API_URL", f"http://127.0.0.1:{closed_port()}/v1")
@@ -80,15 +80,15 @@ def env(settings: Settings, seed_dir: Path, airflow_db: float, monkeypatch: pyte
     get_settings.cache_clear()
     s = get_settings()
     with source_connect(s) as conn:
-        load_files(conn, seed_dir / "batch_source")
+        load_files(conn, sample_dir / "batch_source")
     s.transactions_landing.mkdir(parents=True)
-    for f in sorted((seed_dir / "stream_source").glob("*.json")):
+    for f in sorted((sample_dir / "stream_source").glob("*.json")):
         shutil.copy2(f, s.transactions_landing / f.name)
     yield s
 
 
-def seed_counts(seed_dir: Path) -> dict[str, int]:
-    batch = seed_dir / "batch_source"
+def seed_counts(sample_dir: Path) -> dict[str, int]:
+    batch = sample_dir / "batch_source"
     return {
         "raw_locations": len((batch / "location.txt").read_text().splitlines()) - 1,
         "raw_banks": len((batch / "bank_info.txt").read_text().splitlines()) - 1,
@@ -97,10 +97,10 @@ def seed_counts(seed_dir: Path) -> dict[str, int]:
     }
 
 
-def test_batch_dag_incremental_then_sunday_full_reconcile(dagbag: Any, env: Settings, seed_dir: Path) -> None:
+def test_batch_dag_incremental_then_sunday_full_reconcile(dagbag: Any, env: Settings, sample_dir: Path) -> None:
     states = run(dagbag, "01_ingest_batch_data", run_after=MONDAY_RUN)
     assert states == {"choose_mode": "success", "ingest_incremental": "success", "ingest_full": "skipped"}
-    for table, n in seed_counts(seed_dir).items():
+    for table, n in seed_counts(sample_dir).items():
         assert scalar(env, f"select count(*) from bronze.{table}") == n, table
 
     # A row deleted at the source is only seen by the full reconcile, which the Sunday run does.
@@ -191,7 +191,7 @@ def test_failure_callback_writes_failed_row(env: Settings, monkeypatch: pytest.M
     assert all("s3cret-pw" not in (e or "") for _, e, _ in logged.values())
 
 
-def test_chain_ingest_to_transform(dagbag: Any, env: Settings, seed_dir: Path) -> None:
+def test_chain_ingest_to_transform(dagbag: Any, env: Settings, sample_dir: Path) -> None:
     """01 → 02 → 05 (the order of `bankpipe run`), the assets queue 03, then 03 builds silver and gold."""
     from airflow.models.asset import AssetDagRunQueue, AssetModel
     from airflow.utils.session import create_session
@@ -226,7 +226,7 @@ def test_chain_ingest_to_transform(dagbag: Any, env: Settings, seed_dir: Path) -
     assert silver + rejected == 60, (silver, rejected)
     assert scalar(env, "select count(*) from gold.fact_transaction_enriched") == silver
     assert scalar(env, "select count(*) from gold.fact_transaction_enriched where amount_usd is null") == 0
-    assert scalar(env, "select count(*) from gold.dim_customers") >= seed_counts(seed_dir)["raw_customers"]
+    assert scalar(env, "select count(*) from gold.dim_customers") >= seed_counts(sample_dir)["raw_customers"]
     assert rows(env, "select status from ops.run_log where step = 'transform'") == [("success",)]
 
 

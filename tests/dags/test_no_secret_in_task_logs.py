@@ -27,11 +27,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 @pytest.fixture
 def leaky_env(
-    settings: Settings, pg_url: str, seed_dir: Path, airflow_db: float, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, pg_url: str, sample_dir: Path, airflow_db: float, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[dict[str, Any]]:
     """Seed rows in the test source, read by a role whose password is the known secret; passphrase in env."""
     with source_connect(settings, use="write") as conn:
-        load_files(conn, seed_dir / "batch_source")
+        load_files(conn, sample_dir / "batch_source")
     role = f"bp_leak_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(pg_url, autocommit=True) as dba:
         dba.execute(sql.SQL("create role {} login password {}").format(sql.Identifier(role), SOURCE_PASSWORD))

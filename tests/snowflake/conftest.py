@@ -64,14 +64,14 @@ def emulator_server() -> Iterator[dict[str, Any]]:
 
 @pytest.fixture(scope="package")
 def gold_pair(
-    seed_dir: Path, emulator_server: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+    sample_dir: Path, emulator_server: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[gold.Built]:
     """The same input built into DuckDB and into fakesnow with dbt (about a minute): shared, never built twice."""
     pytest.importorskip("dbt.adapters.snowflake")
     from tests.conftest import fresh_database
 
     with fresh_database() as url:
-        yield gold.build(tmp_path_factory.mktemp("gold-pair"), seed_dir, url, emulator_server)
+        yield gold.build(tmp_path_factory.mktemp("gold-pair"), sample_dir, url, emulator_server)
 
 
 @pytest.fixture

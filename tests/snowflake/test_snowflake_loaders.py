@@ -119,9 +119,9 @@ def _records(n: int, start: int = 1, **extra) -> list[dict]:
     ]
 
 
-def _fill_landing(folder: Path, seed_dir: Path) -> None:
+def _fill_landing(folder: Path, sample_dir: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    for f in sorted((seed_dir / "stream_source").iterdir()):
+    for f in sorted((sample_dir / "stream_source").iterdir()):
         shutil.copy(f, folder)
     lines = "\n".join(json.dumps(r) for r in _records(3, 100, channel="mobile", device_id="D-9", mata_uang="USD"))
     (folder / "transaction_20260101_000000.jsonl").write_bytes(b"\xef\xbb\xbf" + lines.encode())
@@ -138,9 +138,9 @@ def _stream_bronze(settings) -> list[tuple]:
     return [(src, sha, json.loads(rec if isinstance(rec, str) else json.dumps(rec)), i) for src, sha, rec, i in rows]
 
 
-def test_stream_ingest_gives_the_same_bronze_as_duckdb(settings, sf_settings, seed_dir):
+def test_stream_ingest_gives_the_same_bronze_as_duckdb(settings, sf_settings, sample_dir):
     for s in (settings, sf_settings):
-        _fill_landing(s.transactions_landing, seed_dir)
+        _fill_landing(s.transactions_landing, sample_dir)
         result = stream.run(s)
         assert result.rows == 63 and len(result.loaded) == 4
         # A truncated array is recorded partial and left in place, on both warehouses alike.
@@ -165,11 +165,11 @@ def test_stream_ingest_gives_the_same_bronze_as_duckdb(settings, sf_settings, se
     # Exactly once: a second pass loads nothing, a copy under another name is a duplicate.
     assert stream.run(sf_settings).rows == 0
     shutil.copy(
-        sf_settings.transactions_landing / "transaction_20251224_174046.json",
+        sf_settings.transactions_landing / "transaction_20251224_180744.json",
         sf_settings.transactions_landing / "again.json",
     )
     again = stream.run(sf_settings)
-    assert again.rows == 0 and again.duplicates == [("again.json", "transaction_20251224_174046.json")]
+    assert again.rows == 0 and again.duplicates == [("again.json", "transaction_20251224_180744.json")]
     with wh_connect(sf_settings) as wh:
         assert wh.fetchone("select count(*) from bronze.raw_transaction_records") == (63,)
         assert wh.fetchone("select count(*) from ops.run_log where status = 'success' and step = 'ingest.stream'") == (
@@ -228,9 +228,9 @@ def _versions(settings) -> dict[str, int]:
         return {t: wh.fetchone(f"select count(*) from bronze.{MASTER_TABLES[t]}")[0] for t in COLUMNS}
 
 
-def test_batch_full_and_incremental_give_the_same_bronze_as_duckdb(settings, sf_settings, seed_dir):
+def test_batch_full_and_incremental_give_the_same_bronze_as_duckdb(settings, sf_settings, sample_dir):
     with source_connect(settings) as conn:
-        load_files(conn, seed_dir / "batch_source")
+        load_files(conn, sample_dir / "batch_source")
         conn.execute("insert into fraud_case values ('TRX-000001', true, now())")
         conn.commit()
         full = {s.warehouse: postgres.run(s, "full") for s in (settings, sf_settings)}

@@ -17,8 +17,11 @@ import numpy as np
 import pandas as pd
 
 from bankpipe.warehouse import Warehouse
+from tests import ml_dbt
 
 LOADED_AT = datetime(2026, 1, 1, tzinfo=UTC)
+# Master data as the initial load (backfill) knows it: in force from before the transactions.
+MASTER_FROM = datetime(2025, 1, 1, tzinfo=UTC)
 START = date(2025, 10, 1)
 
 LOCATIONS = pd.DataFrame(
@@ -45,11 +48,18 @@ DDL = [
     """create or replace table silver.base_accounts (
         account_id varchar, customer_id varchar, account_type varchar, balance_idr decimal(18, 2),
         is_deleted boolean, created_at timestamptz, updated_at timestamptz, batch_id varchar, loaded_at timestamptz,
-        record_hash varchar, rejection_rule varchar)""",
+        record_hash varchar, rejection_rule varchar, is_unknown_account_type boolean)""",
     """create or replace table silver.base_customers (
         customer_id varchar, location_id varchar, bank_id varchar, first_name varchar, last_name varchar,
         segment varchar, is_deleted boolean, created_at timestamptz, updated_at timestamptz, batch_id varchar,
-        loaded_at timestamptz, record_hash varchar, rejection_rule varchar)""",
+        loaded_at timestamptz, record_hash varchar, rejection_rule varchar, first_name_masked varchar,
+        last_name_masked varchar, full_name_masked varchar, email_masked varchar, name_pseudonym varchar,
+        email_pseudonym varchar, is_unknown_segment boolean)""",
+    # Every version of every fraud case (dbt's int_fraud_case_versions reads it); stg_fraud_cases the current.
+    """create or replace table silver.base_fraud_cases (
+        transaction_id varchar, is_confirmed_fraud boolean, is_deleted boolean, reported_at timestamp,
+        created_at timestamptz, updated_at timestamptz, batch_id varchar, loaded_at timestamptz,
+        record_hash varchar, rejection_rule varchar)""",
     *(
         f"""create or replace view silver.stg_{entity}s as
         select * exclude (version_rank, is_deleted, record_hash, rejection_rule) from (
@@ -113,10 +123,11 @@ def create_silver(wh: Warehouse) -> None:
     wh.con.register("_rates", rates)  # type: ignore[attr-defined]
     wh.execute("insert into silver.int_exchange_rates select currency, rate_date, rate, 'test' from _rates")
     wh.con.unregister("_rates")  # type: ignore[attr-defined]
+    ml_dbt.create_views(wh)
 
 
 def add_accounts(
-    wh: Warehouse, rows: list[tuple[str, str, str, float, str, str, str]], updated_at: datetime = LOADED_AT
+    wh: Warehouse, rows: list[tuple[str, str, str, float, str, str, str]], updated_at: datetime = MASTER_FROM
 ) -> None:
     """(account_id, customer_id, account_type, balance, home location, bank, segment) rows, one version each."""
     for acc, cust, acc_type, balance, loc, bank, segment in rows:
@@ -137,7 +148,7 @@ def add_account_version(
 ) -> None:
     """One extracted version of an account, in force from `updated_at` (the source's clock)."""
     wh.execute(
-        "insert into silver.base_accounts values (?, ?, ?, ?, ?, ?, ?, 'b', ?, md5(?), null)",
+        "insert into silver.base_accounts values (?, ?, ?, ?, ?, ?, ?, 'b', ?, md5(?), null, false)",
         [
             account_id,
             customer_id,
@@ -165,7 +176,8 @@ def add_customer_version(
 ) -> None:
     """One extracted version of a customer, in force from `updated_at` (the source's clock)."""
     wh.execute(
-        "insert into silver.base_customers values (?, ?, ?, 'A', 'B', ?, ?, ?, ?, 'b', ?, md5(?), null)",
+        "insert into silver.base_customers values (?, ?, ?, 'A', 'B', ?, ?, ?, ?, 'b', ?, md5(?), null,"
+        " 'A*****', 'B*****', 'A***** B*****', null, md5(?), null, false)",
         [
             customer_id,
             location_id,
@@ -176,6 +188,7 @@ def add_customer_version(
             updated_at,
             loaded_at,
             f"{customer_id}|{updated_at}",
+            customer_id,
         ],
     )
 
@@ -194,12 +207,17 @@ def add_transactions(
     wh.con.unregister("_txn")  # type: ignore[attr-defined]
 
 
-def add_reports(wh: Warehouse, reports: pd.DataFrame, confirmed: bool = True) -> None:
-    """Append fraud cases (transaction_id, reported_at)."""
+def add_reports(wh: Warehouse, reports: pd.DataFrame, confirmed: bool = True, loaded_at: datetime = LOADED_AT) -> None:
+    """Append fraud cases (transaction_id, reported_at) as one load (the first load is the backfill)."""
     for tid, at in reports[["transaction_id", "reported_at"]].itertuples(index=False):
+        reported = pd.Timestamp(at).to_pydatetime()
         wh.execute(
             "insert into silver.stg_fraud_cases values (?, ?, ?, ?, 'b', ?)",
-            [tid, confirmed, pd.Timestamp(at).to_pydatetime(), LOADED_AT, LOADED_AT],
+            [tid, confirmed, reported, loaded_at, loaded_at],
+        )
+        wh.execute(
+            "insert into silver.base_fraud_cases values (?, ?, false, ?, ?, ?, 'b', ?, md5(?), null)",
+            [tid, confirmed, reported, loaded_at, loaded_at, loaded_at, f"{tid}|{confirmed}|{loaded_at}"],
         )
 
 

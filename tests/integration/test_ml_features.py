@@ -241,7 +241,10 @@ def test_master_data_is_the_version_in_force_at_the_transaction(tmp_path: Path) 
     cols = ["segment", "account_type", "log_balance_idr", "log_amount_to_balance"]
     old = ["Silver", "Savings", math.log1p(10_000_000), math.log1p(100_000 / 10_000_000)]
     new = ["Gold", "Checking", math.log1p(2_000_000), math.log1p(100_000 / 2_000_000)]
-    assert f.loc["T0", cols].tolist() == pytest.approx(old)  # the source keeps no earlier history
+    # Before the first known version: missing and flagged, never back-filled from a later version.
+    assert f.loc["T0", ["segment", "account_type", "is_master_unknown"]].tolist() == ["Unknown", "Unknown", 1]
+    assert f.loc["T0", ["log_balance_idr", "log_amount_to_balance", "distance_from_home_km"]].isna().all()
+    assert f.loc[["T1", "T2", "T3"], "is_master_unknown"].tolist() == [0, 0, 0]
     assert f.loc["T1", cols].tolist() == pytest.approx(old)
     assert f.loc["T2", cols].tolist() == pytest.approx(new)
     assert f.loc["T3", cols].tolist() == pytest.approx(new)

@@ -82,8 +82,9 @@ def add_extras(wh: Warehouse, spool: Path, location: str) -> None:
     sha = hashlib.sha256(spool.read_bytes()).hexdigest()
     loaded_at = datetime.now(UTC)
     wh.load_json_files([JsonFile(spool, spool.name, sha, "newline_delimited")], BATCH, loaded_at)
-    # The seed's version of the account was extracted today; these two come before it: the first
-    # holds for everything earlier, the second from Friday 12:00 in Jakarta (between ML-001 and ML-002).
+    # The seed's version of the account was extracted today; these two come before it, each loaded
+    # as it happened (a version is usable from max(updated_at, load)): the first holds from 12-20,
+    # the second from Friday 12:00 in Jakarta (between ML-001 and ML-002).
     for updated_at, balance in (
         (datetime(2025, 12, 20, tzinfo=UTC), "1000000.00"),
         (datetime(2025, 12, 26, 5, tzinfo=UTC), "123456789.00"),
@@ -93,21 +94,26 @@ def add_extras(wh: Warehouse, spool: Path, location: str) -> None:
             " _updated_at, id, customer_id, tipe_akun, saldo)"
             " select ?, ?, ?, false, _created_at, ?, id, customer_id, tipe_akun, ? from bronze.raw_accounts"
             " where id = ? and _batch_id <> ? limit 1",
-            [BATCH, loaded_at, "ml-test", updated_at, balance, ACCOUNT, BATCH],
+            [BATCH, updated_at, "ml-test", updated_at, balance, ACCOUNT, BATCH],
         )
     # TRX-ML-001 confirmed as fraud, reported (bank time) before TRX-ML-002; TRX-000002 (ACC-00005) too.
-    for tid, reported in (("TRX-ML-001", "2025-12-26 20:00:00"), ("TRX-000002", "2025-12-25 10:00:00")):
+    # Each loaded the moment it was reported (UTC = bank time - 7 h): usable from reported_at.
+    for tid, reported, loaded in (
+        ("TRX-ML-001", "2025-12-26 20:00:00", datetime(2025, 12, 26, 13, tzinfo=UTC)),
+        ("TRX-000002", "2025-12-25 10:00:00", datetime(2025, 12, 25, 3, tzinfo=UTC)),
+    ):
         wh.execute(
-            "insert into silver.stg_fraud_cases (transaction_id, is_confirmed_fraud, reported_at, batch_id)"
-            " values (?, true, cast(? as timestamp), ?)",
-            [tid, reported, BATCH],
+            "insert into bronze.raw_fraud_cases (_batch_id, _loaded_at, _source, _is_deleted, _created_at,"
+            " _updated_at, transaction_id, confirmed_fraud, reported_at)"
+            " values (?, ?, 'ml-test', false, ?, ?, ?, ?, ?)",
+            [BATCH, loaded, loaded, loaded, tid, "true", reported],
         )
 
 
 def remove_extras(wh: Warehouse) -> None:
     wh.execute("delete from bronze.raw_transaction_records where _batch_id = ?", [BATCH])
     wh.execute("delete from bronze.raw_accounts where _batch_id = ?", [BATCH])
-    wh.execute("delete from silver.stg_fraud_cases where batch_id = ?", [BATCH])
+    wh.execute("delete from bronze.raw_fraud_cases where _batch_id = ?", [BATCH])
     wh.execute("delete from ops.run_log where step = 'ml.monitor'")
     for table in ("gold.ml_transaction_scores", "gold.fraud_alerts", "gold.ml_model_metrics"):
         wh.execute(f"drop table if exists {table}")
@@ -318,7 +324,8 @@ def test_a_real_account_gets_native_asof_joins_and_no_duckdb_only_sql() -> None:
         # Quoted names are case-sensitive on Snowflake, which stores unquoted ones upper-case.
         assert not re.search(r'"[a-z_]+"', sql), sql[:200]
     text = "\n".join(real)
-    assert text.count("ASOF JOIN") == text.count("MATCH_CONDITION (") == 4
+    # The FX rates (scope); master data joins dbt's version intervals, no as-of join
+    assert text.count("ASOF JOIN") == text.count("MATCH_CONDITION (") == 2
     assert "ASOF" not in "\n".join(emulated) and "_asof_next" in "\n".join(emulated)
     # DuckDB divides numbers in DOUBLE; Snowflake would keep NUMBER with six decimals.
     assert "CAST(location_fraud_reports_30d AS DOUBLE) /" in text

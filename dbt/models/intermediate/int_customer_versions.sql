@@ -1,44 +1,19 @@
 {#- Customer history (SCD2) derived from bronze's full version history rather than a dbt snapshot:
     bronze is append-only and keeps every extracted version, so history can be rebuilt at any
-    time and does not depend on how often dbt happened to run between two changes. -#}
+    time and does not depend on how often dbt happened to run between two changes. A view, so that
+    the ML features (which read the version in force at a transaction's time, by known_from /
+    known_until) see a master-data change as soon as it is in bronze. -#}
+{{ config(materialized='view') }}
 
 with
 
-versions as (
-
-    select
-        base_customers.*,
-        {{ dbt.hash("coalesce(segment, '') || '|' || coalesce(name_pseudonym, '') || '|' || coalesce(email_pseudonym, '') || '|' || coalesce(location_id, '') || '|' || coalesce(bank_id, '') || '|' || cast(is_deleted as " ~ dbt.type_string() ~ ")") }} as attributes_hash
-    from {{ ref('base_customers') }}
-    where rejection_rule is null
-
-),
-
-ordered as (
-
-    select
-        versions.*,
-        lag(attributes_hash) over (
-            partition by customer_id order by updated_at, loaded_at, batch_id, record_hash
-        ) as previous_attributes_hash
-    from versions
-
-),
-
 -- Only versions that change something tracked start a new row (re-extractions do not).
-changes as (
-
-    select * from ordered
-    where previous_attributes_hash is null or previous_attributes_hash <> attributes_hash
-
-),
-
 ranged as (
 
-    select
-        changes.*,
-        lead(updated_at) over (partition by customer_id order by updated_at, loaded_at, batch_id, record_hash) as next_change_at
-    from changes
+    {{ bankpipe.version_history(
+        ref('base_customers'), 'customer_id',
+        ['segment', 'name_pseudonym', 'email_pseudonym', 'location_id', 'bank_id', 'is_deleted'],
+        source_time=bankpipe.to_bank_time('v.updated_at')) }}
 
 )
 
@@ -64,7 +39,9 @@ select
 
     ---------- timestamps
     updated_at as valid_from,
-    next_change_at as valid_to
+    next_change_at as valid_to,
+    known_from,
+    known_until
 from ranged
--- a tombstone ends the version before it (its valid_to) and is not a version itself
+-- a tombstone ends the version before it (its valid_to / known_until) and is not a version itself
 where not is_deleted

@@ -89,9 +89,9 @@ KEYS: tuple[str, ...] = ("transaction_id", "account_id", "transaction_at", "tran
 REQUIRED_SILVER = (
     "base_transactions",
     "stg_transactions",
-    "base_accounts",
-    "base_customers",
-    "stg_fraud_cases",
+    "int_account_versions",
+    "int_customer_versions",
+    "int_fraud_case_versions",
     "int_locations_geocoded",
     "int_exchange_rates",
 )
@@ -215,49 +215,17 @@ asof left join (select * from rates where currency = 'IDR') as fx_idr
 def master_sql() -> str:
     """`_ml_master`: per target, its own account (`is_own`) and its counterparty as of the target's time.
 
-    silver's base models keep every extracted version of an account and of a customer (bronze is
-    append-only); a version is in force from the source's `updated_at` (read in the bank's time
-    zone) until the next one. A transaction before a key's first version takes that first version:
-    the source keeps no history from before the first extraction.
+    The versions come from dbt (`silver.int_account_versions`, `int_customer_versions`: views over
+    bronze, so a change is seen as soon as it is loaded): the version in force at `t` is the one
+    with `known_from <= t < known_until` — when bankpipe could use it, not only when the source
+    says it changed. A transaction before an account's first known version finds none: its master
+    features are missing (`is_master_unknown`), never back-filled from a later version.
     """
-    return f"""
+    return """
 create or replace temp table _ml_master as
 with
 
--- Re-extractions of one instant collapse to the last loaded, as stg_* pick the current version (a
--- batch holds one version of a key at most, so stg_*'s last tie-break, record_hash, an md5 per
--- row, is not needed); rejected versions are skipped, so the one before stays in force (as in stg_*);
--- tombstones count, so nothing is in force after a deletion. A key's first version holds from
--- -infinity (no history before the first extraction).
-account_versions as (
-    select *, if(row_number() over (partition by account_id order by valid_from) = 1,
-                 '-infinity'::timestamp, valid_from) as in_force_from
-    from (
-        select account_id, customer_id, account_type, cast(balance_idr as double) as balance_idr, is_deleted,
-               timezone('{BANK_TIMEZONE}', updated_at) as valid_from
-        from silver.base_accounts
-        where rejection_rule is null
-          and account_id in (select account_id from _ml_targets union select counterparty_account_id from _ml_targets)
-        qualify row_number() over (partition by account_id, valid_from
-                                   order by loaded_at desc, batch_id desc) = 1
-    )
-),
-
-customer_versions as (
-    select *, if(row_number() over (partition by customer_id order by valid_from) = 1,
-                 '-infinity'::timestamp, valid_from) as in_force_from
-    from (
-        select customer_id, if(is_deleted, null, segment) as segment, if(is_deleted, null, bank_id) as bank_id,
-               if(is_deleted, null, location_id) as location_id,
-               timezone('{BANK_TIMEZONE}', updated_at) as valid_from
-        from silver.base_customers
-        where rejection_rule is null and customer_id in (select customer_id from account_versions)
-        qualify row_number() over (partition by customer_id, valid_from
-                                   order by loaded_at desc, batch_id desc) = 1
-    )
-),
-
--- Each target's own account and its counterparty, both as of the target's time.
+-- Each target's own account and its counterparty.
 account_refs as (
     select transaction_id, transaction_at, account_id, true as is_own from _ml_targets
     union all
@@ -266,24 +234,28 @@ account_refs as (
 ),
 
 accounts_at as (
-    select r.transaction_id, r.transaction_at, r.is_own, a.account_id, a.customer_id, a.account_type, a.balance_idr
+    select r.transaction_id, r.transaction_at, r.is_own, a.account_id, a.customer_id, a.account_type,
+           cast(a.balance_idr as double) as balance_idr
     from account_refs as r
-    asof join account_versions as a on a.account_id = r.account_id and r.transaction_at >= a.in_force_from
-    where not a.is_deleted
+    join silver.int_account_versions as a
+        on a.account_id = r.account_id
+       and a.known_from <= r.transaction_at and (a.known_until is null or r.transaction_at < a.known_until)
 )
 
 select a.transaction_id, a.is_own, a.account_id, a.account_type, a.balance_idr, c.segment, c.bank_id,
+       c.customer_id is not null as is_customer_known,
        home.latitude as home_latitude, home.longitude as home_longitude
 from accounts_at as a
-asof left join customer_versions as c
-    on c.customer_id = a.customer_id and a.transaction_at >= c.in_force_from
+left join silver.int_customer_versions as c
+    on c.customer_id = a.customer_id
+   and c.known_from <= a.transaction_at and (c.known_until is null or a.transaction_at < c.known_until)
 left join silver.int_locations_geocoded as home on home.location_id = c.location_id
 """
 
 
 def known_fraud_sql() -> str:
     """Confirmed fraud cases with the moment the bank could use each (`known_from`)."""
-    return "select transaction_id, reported_at as known_from from silver.stg_fraud_cases where is_confirmed_fraud"
+    return "select transaction_id, known_from, known_until from silver.int_fraud_case_versions where is_confirmed_fraud"
 
 
 def counterparty_scope_sql() -> str:
@@ -363,11 +335,12 @@ counterparty_windows as (
 
 -- Confirmed fraud counts only from the moment the bank could use it (the label delay).
 known_fraud as (
-    select f.known_from, t.transaction_id, t.transaction_at, t.account_id, t.counterparty_account_id,
+    select f.known_from, f.known_until, t.transaction_id, t.transaction_at, t.account_id, t.counterparty_account_id,
            t.location_id, t.channel
     from (
-        select transaction_id, known_from from ({known_fraud_sql()}) as k
+        select transaction_id, known_from, known_until from ({known_fraud_sql()}) as k
         where known_from >= $1 - interval {LOOKBACK_S} second and known_from < $2
+          and (known_until is null or known_until >= $1)
     ) as f
     join {txn} as t on t.transaction_id = f.transaction_id
 ),
@@ -378,6 +351,7 @@ account_reports as (
     join known_fraud as r
         on r.account_id = g.account_id
        and r.known_from >= g.transaction_at - interval {LOOKBACK_S} second and r.known_from < g.transaction_at
+       and (r.known_until is null or g.transaction_at <= r.known_until)
     group by g.transaction_id
 ),
 
@@ -390,7 +364,7 @@ counterparty_fraud as (
     join known_fraud as f
         on f.counterparty_account_id = g.counterparty_account_id
        and f.transaction_at >= g.transaction_at - interval {max_days} day and f.transaction_at < g.transaction_at
-       and f.known_from < g.transaction_at
+       and f.known_from < g.transaction_at and (f.known_until is null or g.transaction_at <= f.known_until)
     group by g.transaction_id
 ),
 
@@ -404,6 +378,7 @@ place_reports as (
     join known_fraud as r
         on r.location_id = g.location_id
        and r.known_from >= g.transaction_at - interval {LOOKBACK_S} second and r.known_from < g.transaction_at
+       and (r.known_until is null or g.transaction_at <= r.known_until)
     group by g.transaction_id
 ),
 
@@ -443,7 +418,7 @@ joined as (
     select
         g.transaction_id, g.account_id, g.transaction_at, g.transaction_date, g.status, g.batch_id,
         g.transaction_type, g.channel, g.currency, g.counterparty_account_id,
-        own.account_type, own.balance_idr, own.segment, own.transaction_id is null as is_master_unknown,
+        own.account_type, own.balance_idr, own.segment, not coalesce(own.is_customer_known, false) as is_master_unknown,
         own.bank_id is not null and cp.bank_id is not null and own.bank_id <> cp.bank_id as is_interbank,
         cp.account_id is not null as is_counterparty_internal,
         2 * 6371.0 * asin(sqrt(
@@ -496,7 +471,8 @@ select
         )
     },
     ln(1 + amount_idr / nullif(balance_idr, 0)) as log_amount_to_balance,
-    ln(1 + greatest(balance_idr, 0)) as log_balance_idr,
+    -- an unknown balance stays missing (DuckDB's greatest would make it 0)
+    case when balance_idr is not null then ln(1 + greatest(balance_idr, 0)) end as log_balance_idr,
     cast(is_master_unknown as int) as is_master_unknown,
     cast(isodow(transaction_at) >= 6 as int) as is_weekend,
     cast(extract(hour from transaction_at) >= {night_lo} and extract(hour from transaction_at) < {night_hi} as int)
@@ -739,5 +715,26 @@ def _parse(sql: str) -> exp.Expression:
 
 
 def fraud_labels_sql() -> str:
-    """Confirmed fraud cases with the time the bank learnt of them."""
-    return "select transaction_id, reported_at from silver.stg_fraud_cases where is_confirmed_fraud"
+    """Every confirmed-fraud version of a case with the interval it is in force (`known_from`, `known_until`).
+
+    The one label definition (dbt's `int_fraud_case_versions`, as the features' fraud counts): a
+    transaction is known fraud at a time `c` when one of its rows has `known_from < c <= known_until`
+    (null = still in force) — see `fraud_known_at`. `reported_at` is `known_from`, for callers that
+    still take the earliest one.
+    """
+    return (
+        "select transaction_id, known_from as reported_at, known_from, known_until"
+        " from silver.int_fraud_case_versions where is_confirmed_fraud"
+    )
+
+
+def fraud_known_at(labels: pd.DataFrame, when: datetime | None = None) -> set[str]:
+    """The transactions known to be fraud just before `when` (None: now) from `fraud_labels_sql()` rows."""
+    import pandas as pd
+
+    if when is None:
+        in_force = labels["known_until"].isna()
+    else:
+        at = pd.Timestamp(when)
+        in_force = (labels["known_from"] < at) & (labels["known_until"].isna() | (at <= labels["known_until"]))
+    return set(labels.loc[in_force, "transaction_id"])

@@ -182,7 +182,11 @@ def simulate_period(
     running = balances(tx, master.acc_saldo_cents, cover=srng.uniform(0.4, 1.0, master.n_accounts))
     assign_status(tx, master, start, srng, balance=running.before)
     # Rp 10,000: the minimum balance Indonesian savings accounts keep (the drawn balances' lower bound too).
-    return tx, points, balances(tx, running.opening, counted=tx.status != FAILED, cover=0.0, minimum=10_000_00)
+    return (
+        tx,
+        points,
+        balances(tx, running.opening, counted=tx.status != FAILED, cover=0.0, minimum=10_000_00, per_row=False),
+    )
 
 
 def _clean(config: GenerateConfig) -> None:

@@ -371,9 +371,10 @@ def plant_lookalikes(
         last = np.full(master.n_accounts, -1, np.int64)
         first[who] = first_day + rng.integers(0, max(1, n_days - 1), n_trips)
         last[who] = first[who] + length - 1
-        day = tx.ts // DAY
-        on_trip = legit & (day >= first[tx.account]) & (day <= last[tx.account]) & (rng.random(n) < 0.85)
-        rows = np.flatnonzero(on_trip & (tx.ttype != DEPOSIT))
+        rows = np.flatnonzero((trip_city[tx.account] >= 0) & legit & (tx.ttype != DEPOSIT))
+        day = tx.ts[rows] // DAY
+        acc = tx.account[rows]
+        rows = rows[(day >= first[acc]) & (day <= last[acc]) & (rng.random(len(rows)) < 0.85)]
         tx.location[rows] = trip_city[tx.account[rows]]
         tx.pattern[rows] = TRAVEL
     # One-off big purchases or transfers (a laptop, a deposit on a flat): 3–30x the habit.
@@ -411,7 +412,7 @@ class Balances:
 
     opening: np.ndarray  # int64 cents per account
     closing: np.ndarray  # int64 cents per account
-    before: np.ndarray  # int64 cents: the paying account's balance at the start of the row's day
+    before: np.ndarray | None  # int64 cents: the paying account's balance at the start of the row's day
 
 
 # Most (account, day) cells the balance run holds at once; longer runs are run in buckets of days.
@@ -424,6 +425,7 @@ def balances(
     counted: np.ndarray | None = None,
     cover: float | np.ndarray = 1.0,
     minimum: int | None = None,
+    per_row: bool = True,
 ) -> Balances:
     """Run every account's balance through the rows day by day; `counted` rows move money (default all).
 
@@ -433,20 +435,22 @@ def balances(
     `floor` plus `cover` times what the account needs so that no end-of-day balance is below
     `floor`: with cover 1 the lowest point is the drawn balance, with less an account can run short
     before money comes in. With `minimum`, the opening is raised where needed so that no end-of-day
-    balance is below it. Closing = opening + the net flow of the counted rows, exactly.
+    balance is below it. Closing = opening + the net flow of the counted rows, exactly. `before`
+    only when `per_row`.
     """
     n, n_acc = len(tx), len(floor)
     amount = (tx.amount_idr if counted is None else np.where(counted, tx.amount_idr, 0)).astype(np.float64)
-    paid = np.where(tx.ttype == DEPOSIT, amount, -amount)
     moves = ((tx.ttype == TRANSFER) | (tx.ttype == PAYMENT)) & (tx.dest != tx.account)
     received = np.where(moves, amount, 0.0)
+    np.negative(amount, out=amount, where=tx.ttype != DEPOSIT)  # now: what the paying side gains
     day = tx.ts // DAY if n else np.zeros(0, np.int64)
     per = max(1, -(-(n_acc * (int(day.max()) + 1 if n else 1)) // _MAX_CELLS))
-    bucket = day // per
+    bucket = day // per if per > 1 else day
     n_buckets = int(bucket.max()) + 1 if n else 1
     cells = n_acc * n_buckets
+    cell = tx.account.astype(np.int64) * n_buckets + bucket
     # Sums of int64 cents in float64 stay exact below 2**53 cents (90 trillion IDR per account-day).
-    flow = np.bincount(tx.account.astype(np.int64) * n_buckets + bucket, paid, cells)
+    flow = np.bincount(cell, amount, cells)
     flow += np.bincount(tx.dest.astype(np.int64) * n_buckets + bucket, received, cells)
     flow = flow.reshape(n_acc, n_buckets)
     end_of_day = np.cumsum(flow, axis=1)
@@ -455,8 +459,10 @@ def balances(
     if minimum is not None:
         opening = np.maximum(opening, minimum - low)
     closing = opening + end_of_day[:, -1].round().astype(np.int64)
-    end_of_day -= flow  # now: net flow before each day
-    before = opening[tx.account] + end_of_day[tx.account, bucket].round().astype(np.int64)
+    before = None
+    if per_row:
+        end_of_day -= flow  # now: net flow before each day
+        before = opening[tx.account] + end_of_day.ravel()[cell].round().astype(np.int64)
     return Balances(opening, closing, before)
 
 

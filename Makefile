@@ -64,6 +64,13 @@ bench: install-test
 	$(BIN)/python bench/bench_ingest.py
 	$(BIN)/python bench/bench_transform.py
 
+## bench-scale: generate then `bankpipe run` from cold on the embedded defaults, every step's wall time and peak
+## RSS as a Markdown table (build/bench_scale_$(SCALE).md); SCALE=small (CI, < 3 min) | 1m | 10m (issue 17)
+SCALE ?= small
+.PHONY: bench-scale
+bench-scale: install-test
+	$(BIN)/python bench/bench_scale.py --scale $(SCALE)
+
 ## faults: SIGKILL each long step at random points (105 trials), re-run, compare bronze/silver/gold with a clean run
 ## (needs PostgreSQL on 127.0.0.1:5432; e.g. FAULTS_ARGS="--trials 20 --budget 600"; the table lands in build/faults.md)
 faults: install-test

@@ -114,13 +114,22 @@ def console_level(level: int) -> Iterator[None]:
 class _LogWriter(io.TextIOBase):
     """A text stream whose lines become INFO records of `logger` (the log file; the console only with -v)."""
 
-    def __init__(self, logger: logging.Logger) -> None:
+    def __init__(self, logger: logging.Logger, real: Any) -> None:
         self._logger = logger
+        self._real = real
         self._pending = ""
         self._lock = threading.Lock()
 
     def writable(self) -> bool:
         return True
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self._real, "encoding", None) or "utf-8"
+
+    def fileno(self) -> int:
+        # What writes to the descriptor itself (a child process handed sys.stderr) reaches the real stderr.
+        return int(self._real.fileno())
 
     def write(self, text: str) -> int:
         with self._lock:
@@ -151,7 +160,7 @@ def stderr_to_log() -> Iterator[None]:
     real = sys.stderr
     pinned = console.file
     console.file = pinned
-    writer = _LogWriter(logging.getLogger("bankpipe.stderr"))
+    writer = _LogWriter(logging.getLogger("bankpipe.stderr"), real)
     sys.stderr = writer  # type: ignore[assignment]
     try:
         yield

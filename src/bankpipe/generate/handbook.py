@@ -50,7 +50,7 @@ from bankpipe.generate.core import BATCH_FILES, GenerateSummary
 from bankpipe.generate.fraud import Labels
 from bankpipe.generate.ids import IdWidths, format_ids
 from bankpipe.generate.master import Master, _email_rank
-from bankpipe.generate.stream import Lookups, plan_stream, write_atomic, write_stream
+from bankpipe.generate.stream import Lookups, StreamPlan, plan_stream, write_atomic, write_stream
 from bankpipe.generate.transactions import DAY, EDC, PAYMENT, SUCCESS, Tx
 from bankpipe.generate.truth import transactions_table, write_json, write_parquet
 
@@ -461,7 +461,7 @@ def generate(cfg: HandbookConfig, progress: Callable[[str, int, int], None] | No
 
 
 def _write_truth(
-    cfg: HandbookConfig, sim: Simulation, master: Master, tx: Tx, plan: Any, labels: Labels, end_ts: int
+    cfg: HandbookConfig, sim: Simulation, master: Master, tx: Tx, plan: StreamPlan, labels: Labels, end_ts: int
 ) -> None:
     w = master.widths
     names = pa.array(list(SCENARIOS), pa.string())

@@ -305,6 +305,17 @@ def bankpipe_lr(train: pd.DataFrame, test: pd.DataFrame, numeric: list[str], cat
     return score
 
 
+def own_evaluation(settings: Settings) -> list[str]:
+    """`bankpipe ml train --target fraud` on the same warehouse: its own split, evaluation and report lines."""
+    from bankpipe.errors import BankpipeError
+    from bankpipe.ml import train as ml_train
+
+    try:
+        return ml_train.run(settings, "fraud").headline()
+    except BankpipeError as exc:
+        return [f"ml train failed: {exc}"]
+
+
 # --- the run -------------------------------------------------------------------------------------
 
 
@@ -327,6 +338,11 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the temporary state dir")
     ap.add_argument("--reuse", action="store_true", help="with --state: use the warehouse an earlier run built there")
     ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument(
+        "--ml-train",
+        action="store_true",
+        help="also run `bankpipe ml train --target fraud` (bankpipe's own split and evaluation) on the data",
+    )
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     for noisy in ("bankpipe", "dbt", "mlflow"):
@@ -379,6 +395,9 @@ def main() -> None:
             t = time.perf_counter()
             bp = bankpipe_features(settings, TRAIN_START)
             timings["bankpipe features"] = time.perf_counter() - t
+            own = own_evaluation(settings) if args.ml_train else []
+            if args.ml_train:
+                timings["ml train (own evaluation)"] = time.perf_counter() - t - timings["bankpipe features"]
         from bankpipe.ml import features
 
         numeric, categorical = features.feature_columns("fraud")
@@ -443,6 +462,9 @@ def main() -> None:
     for name, r in results.items():
         print(f"| {name} | {_fmt(r, 'auc')} | {_fmt(r, 'ap')} | {_fmt(r, 'cp100')} | {_fmt(r, 'cp100_bankpipe')} |")
     print("timings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
+    if own:
+        print("\nbankpipe's own evaluation (`ml train --target fraud`) on the same data:")
+        print("\n".join(own))
     if args.json:
         args.json.write_text(
             json.dumps(
@@ -453,6 +475,7 @@ def main() -> None:
                     "published": PUBLISHED_LR,
                     "results": results,
                     "rejected_by_silver": rejected,
+                    "ml_train": own,
                     "timings_s": timings,
                 },
                 indent=2,

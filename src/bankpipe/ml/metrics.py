@@ -253,11 +253,12 @@ class Ranked:
         out: dict[str, float | None] = {"roc_auc": None, "average_precision": None}
         if P > 0 and N > 0:
             tpr, fpr = np.r_[0.0, tp / P], np.r_[0.0, fp / N]
-            out["roc_auc"] = float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
+            # Clipped: the sums can land an ulp above 1 on a perfect ranking.
+            out["roc_auc"] = float(min(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2), 1.0))
         if P > 0:
             # As scikit-learn: sum over thresholds of (recall step) × precision at that threshold.
             precision = tp / np.maximum(tp + fp, 1e-300)
-            out["average_precision"] = float(np.sum(np.diff(np.r_[0.0, tp / P]) * precision))
+            out["average_precision"] = float(min(np.sum(np.diff(np.r_[0.0, tp / P]) * precision), 1.0))
         out[f"card_precision_at_{self.k}"] = self._card_precision(account_weights)
         fraud_amount = float(np.sum(pos * self.amount))
         out["money_recall"] = float(np.sum(pos * self.amount * self.alert)) / fraud_amount if fraud_amount else None

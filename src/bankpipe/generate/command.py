@@ -187,20 +187,20 @@ def generate_command(
         ),
     ] = Profile.bank,
     customers: Annotated[
-        int | None, typer.Option(help="Number of customers (card holders) [default: 1000; handbook 5000].", min=1)
+        int | None, typer.Option(help="Number of customers (default 1000; handbook 5000 card holders).", min=1)
     ] = None,
     terminals: Annotated[
-        int | None, typer.Option(help="Handbook profile only: number of terminals [default: 10000].", min=1)
+        int | None, typer.Option(help="Handbook profile only: number of terminals (default 10000).", min=1)
     ] = None,
     accounts_per_customer: Annotated[
         int, typer.Option(help="Maximum accounts per customer (1..N each).", min=1, max=10)
     ] = 3,
     transactions: Annotated[int, typer.Option(help="Number of transactions over the period.", min=0)] = 50_000,
     days: Annotated[
-        int | None, typer.Option(help="Length of the period in days [default: 30; handbook 183].", min=1)
+        int | None, typer.Option(help="Length of the period in days (default 30; handbook 183).", min=1)
     ] = None,
     start_date: Annotated[
-        str | None, typer.Option(help="First day of the period, YYYY-MM-DD [default: 2025-12-01; handbook 2018-04-01].")
+        str | None, typer.Option(help="First day of the period, YYYY-MM-DD (default 2025-12-01; handbook 2018-04-01).")
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives byte-identical output.")] = 42,
     out: Annotated[Path, typer.Option(help="Output folder (batch_source/, stream_source/, ground_truth/).")] = Path(

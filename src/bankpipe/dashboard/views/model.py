@@ -84,7 +84,9 @@ def curves_section(bins: pd.DataFrame) -> None:
     if fraud.empty:
         st.info("No fraud scores in the selected period.")
         return
-    matured = fraud[fraud["labels_matured"]]
+    # In-sample days (inside the version's own training window) would flatter the curves.
+    in_sample = fraud["is_in_sample"].fillna(False).astype(bool) if "is_in_sample" in fraud else False
+    matured = fraud[fraud["labels_matured"] & ~in_sample]
     roc_fig, pr_fig = go.Figure(), go.Figure()
     summary = []
     for (name, version), part in matured.groupby(["model_name", "model_version"], sort=True):

@@ -264,7 +264,10 @@ def run_pipeline(settings: Settings, cfg: handbook.HandbookConfig) -> tuple[Any,
     for name, step in (
         ("ingest batch", lambda: postgres.run(settings, "full")),
         ("ingest stream", lambda: stream.run(settings)),
-        ("ingest fx", lambda: fx.run(settings, cfg.start_date, cfg.start_date + timedelta(days=cfg.days))),
+        (
+            "ingest fx",
+            lambda: fx.run(settings, cfg.start_date - timedelta(days=10), cfg.start_date + timedelta(days=cfg.days)),
+        ),
         ("transform", lambda: transform.run(settings)),
     ):
         t = time.perf_counter()

@@ -14,8 +14,11 @@ from pathlib import Path
 
 from bankpipe.warehouse import Warehouse
 
-# The dbt models the features read that are views over silver's base relations.
-VIEWS = ("int_account_versions", "int_customer_versions", "int_fraud_case_versions")
+# The dbt models the features read that are views over silver's base relations (and bronze).
+VIEWS = ("int_account_versions", "int_customer_versions", "int_fraud_case_versions", "base_transactions_tail")
+# The seeds those views read (the currency rules of silver's transaction checks).
+SEEDS = ("ref_currencies", "ref_amount_limits")
+DBT = Path(__file__).resolve().parents[1] / "dbt"
 
 
 @functools.cache
@@ -39,7 +42,22 @@ def compiled() -> dict[str, str]:
     return out
 
 
+@functools.cache
+def seed_columns() -> dict[str, str]:
+    """Seed name → its column list with the types dbt loads it with (dbt/seeds/_seeds__properties.yml)."""
+    import yaml
+
+    props = yaml.safe_load((DBT / "seeds" / "_seeds__properties.yml").read_text())
+    types = {s["name"]: s["config"]["column_types"] for s in props["seeds"] if s["name"] in SEEDS}
+    return {name: ", ".join(f"{c} {t}" for c, t in cols.items()) for name, cols in types.items()}
+
+
 def create_views(wh: Warehouse) -> None:
-    """Create dbt's VIEWS in the warehouse's silver schema (over the tables the test built)."""
+    """Create dbt's SEEDS (from its CSV files) and VIEWS in silver (over the tables the test built)."""
+    for name, columns in seed_columns().items():
+        wh.execute(f"create or replace table silver.{name} ({columns})")
+        wh.execute(
+            f"insert into silver.{name} select * from read_csv(?, header = true)", [str(DBT / "seeds" / f"{name}.csv")]
+        )
     for name, sql in compiled().items():
         wh.execute(f"create or replace view silver.{name} as {sql}")

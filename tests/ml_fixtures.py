@@ -39,7 +39,7 @@ DDL = [
         transaction_id varchar, account_id varchar, counterparty_account_id varchar, location_id varchar,
         transaction_type varchar, status varchar, currency varchar, channel varchar, amount decimal(18, 2),
         transaction_date date, transaction_at timestamp, rejection_rule varchar,
-        batch_id varchar, loaded_at timestamptz, source_name varchar)""",
+        batch_id varchar, loaded_at timestamptz, source_name varchar, record_hash varchar)""",
     """create or replace view silver.stg_transactions as
         select * exclude (rejection_rule), false as is_orphan, true as is_counterparty_internal
         from silver.base_transactions where rejection_rule is null""",
@@ -202,7 +202,7 @@ def add_transactions(
     wh.execute(
         f"""insert into silver.base_transactions
             select {", ".join(TXN_COLUMNS[:-2])}, transaction_date, transaction_at, null, batch_id,
-                   loaded_at, 'test' from _txn"""
+                   loaded_at, 'test', md5(transaction_id) from _txn"""
     )
     wh.con.unregister("_txn")  # type: ignore[attr-defined]
 

@@ -148,7 +148,7 @@ def test_subsets_get_exactly_the_features_of_the_whole(wh: DuckDBWarehouse) -> N
 
 
 def test_bronze_tail_is_typed_like_silver(wh: DuckDBWarehouse) -> None:
-    """Files loaded after the last transform are featurised from bronze, with silver's typing rules."""
+    """Files loaded after the last transform are featurised from bronze, by dbt's base_transactions_tail."""
     fx.add_transactions(wh, pd.DataFrame(HAND[:2]))
     records = [
         {
@@ -184,13 +184,33 @@ def test_bronze_tail_is_typed_like_silver(wh: DuckDBWarehouse) -> None:
             "status": "Success",
         },
     ]
+    # Rules the Python copy of them once lacked: dbt's macro applies every one of them.
+    valid = records[0] | {"id": "T3"}
+    records += [
+        valid | {"id": "FUT", "date": "2099-01-01"},  # future_date
+        valid | {"id": "OLD", "date": "1999-12-31"},  # date_before_min
+        valid | {"id": "XYZ", "mata_uang": "XYZ"},  # unknown_currency
+        valid | {"id": "NOCP", "akun_tujuan": None},  # missing_counterparty (a transfer)
+        valid | {"id": "DEC", "jumlah_transaksi": "100.1234"},  # too_many_decimals
+    ]
     for rec in records:
         wh.execute(
             "insert into bronze.raw_transaction_records values ('stream-x', now(), 'f.json', 'x', ?)",
             [json.dumps(rec)],
         )
     f = _features(wh, "batch_id = ?", ["stream-x"])
-    assert f.index.tolist() == ["T3"]  # T1 is silver's already, BAD has no valid time
+    assert f.index.tolist() == ["T3"]  # T1 is silver's already, BAD has no valid time, the rest break a rule
+    rules = dict(wh.fetchall("select transaction_id, rejection_rule from silver.base_transactions_tail"))
+    assert rules == {
+        "T3": None,
+        "T1": "duplicate_transaction_id",
+        "BAD": "invalid_time",
+        "FUT": "future_date",
+        "OLD": "date_before_min",
+        "XYZ": "unknown_currency",
+        "NOCP": "missing_counterparty",
+        "DEC": "too_many_decimals",
+    }
     assert f.loc["T3", ["transaction_type", "status", "currency", "channel"]].tolist() == [
         "Transfer",
         "Success",

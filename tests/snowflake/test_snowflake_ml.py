@@ -48,8 +48,9 @@ TAIL = [
     # Saturday, after the new version; same place and channel as the fraud reported in between.
     ("TRX-ML-002", "2025-12-27", "10:00:00", ACCOUNT, "5000000", None, "atm", True, "Failed"),
     ("TRX-ML-003", "2025-12-27", "10:00:30", "ACC-00005", "75000.50", None, "mobile", False, "Success"),
-    # A currency with no rate: its IDR amount (and the ratios built on it) stay null.
-    ("TRX-ML-004", "2025-12-27", "11:15:00", "ACC-00005", "12.5", "JPY", None, False, "Pending"),
+    # A currency with no rate: its IDR amount (and the ratios built on it) stay null. (Yen have no
+    # minor unit: "12.5" would be rejected as too_many_decimals, by silver's rules on the tail too.)
+    ("TRX-ML-004", "2025-12-27", "11:15:00", "ACC-00005", "1250", "JPY", None, False, "Pending"),
     # Silver already holds this id (a duplicate) and an amount of 0 is invalid: neither is a target.
     ("TRX-000001", "2025-12-27", "12:00:00", ACCOUNT, "1000", None, None, False, "Success"),
     ("TRX-ML-005", "2025-12-27", "12:00:00", ACCOUNT, "0", None, None, False, "Success"),
@@ -96,11 +97,21 @@ def add_extras(wh: Warehouse, spool: Path, location: str) -> None:
             " where id = ? and _batch_id <> ? limit 1",
             [BATCH, updated_at, "ml-test", updated_at, balance, ACCOUNT, BATCH],
         )
-    # TRX-ML-001 confirmed as fraud, reported (bank time) before TRX-ML-002; TRX-000002 (ACC-00005) too.
-    # Each loaded the moment it was reported (UTC = bank time - 7 h): usable from reported_at.
+    # The account's customer as known since 12-20 too (the seed's own version is from today), so the
+    # tail's master features are not missing (before a first known version they would be).
+    wh.execute(
+        "insert into bronze.raw_customers (_batch_id, _loaded_at, _source, _is_deleted, _created_at, _updated_at,"
+        " id, nama_depan, nama_belakang, email, segmen, location_id, bank_id)"
+        " select ?, ?, ?, false, _created_at, ?, id, nama_depan, nama_belakang, email, segmen, location_id, bank_id"
+        " from bronze.raw_customers where _batch_id <> ?"
+        " and id = (select customer_id from bronze.raw_accounts where id = ? limit 1) limit 1",
+        [BATCH, datetime(2025, 12, 20, tzinfo=UTC), "ml-test", datetime(2025, 12, 20, tzinfo=UTC), BATCH, ACCOUNT],
+    )
+    # TRX-ML-001 confirmed as fraud, reported (bank time) before TRX-ML-002; ACC-00005's first
+    # transaction too. Each loaded the moment it was reported (UTC = bank time - 7 h): usable from then.
     for tid, reported, loaded in (
         ("TRX-ML-001", "2025-12-26 20:00:00", datetime(2025, 12, 26, 13, tzinfo=UTC)),
-        ("TRX-000002", "2025-12-25 10:00:00", datetime(2025, 12, 25, 3, tzinfo=UTC)),
+        (first_transaction(wh, "ACC-00005"), "2025-12-25 10:00:00", datetime(2025, 12, 25, 3, tzinfo=UTC)),
     ):
         wh.execute(
             "insert into bronze.raw_fraud_cases (_batch_id, _loaded_at, _source, _is_deleted, _created_at,"
@@ -110,9 +121,21 @@ def add_extras(wh: Warehouse, spool: Path, location: str) -> None:
         )
 
 
+def first_transaction(wh: Warehouse, account: str) -> str:
+    """The account's first transaction in silver (the input files decide which id that is)."""
+    row = wh.fetchone(
+        "select min(transaction_id) from silver.base_transactions where account_id = ? and rejection_rule is null"
+        " and transaction_date < '2025-12-25'",
+        [account],
+    )
+    assert row and row[0], f"no transaction of {account} before 2025-12-25 in the input"
+    return str(row[0])
+
+
 def remove_extras(wh: Warehouse) -> None:
     wh.execute("delete from bronze.raw_transaction_records where _batch_id = ?", [BATCH])
     wh.execute("delete from bronze.raw_accounts where _batch_id = ?", [BATCH])
+    wh.execute("delete from bronze.raw_customers where _batch_id = ?", [BATCH])
     wh.execute("delete from bronze.raw_fraud_cases where _batch_id = ?", [BATCH])
     wh.execute("delete from ops.run_log where step = 'ml.monitor'")
     for table in ("gold.ml_transaction_scores", "gold.fraud_alerts", "gold.ml_model_metrics"):
@@ -196,7 +219,9 @@ def test_training_data_is_the_same_on_snowflake(with_extras: Built) -> None:
     snow, snow_split = train.load_data(with_extras.snowflake, "fraud", cfg)
     assert snow_split == duck_split
     assert_same(duck, snow, "training frame")
-    assert sorted(snow.loc[snow["y_test"] == 1, "transaction_id"]) == ["TRX-000002", "TRX-ML-001"]
+    with connect(with_extras.duckdb) as wh:
+        first = first_transaction(wh, "ACC-00005")
+    assert sorted(snow.loc[snow["y_test"] == 1, "transaction_id"]) == sorted([first, "TRX-ML-001"])
 
 
 @dataclass
@@ -299,9 +324,9 @@ def test_a_real_account_gets_native_asof_joins_and_no_duckdb_only_sql() -> None:
     # which only a real account can run. This checks the SQL it would be sent, statement by statement.
     bounds = (datetime(2025, 12, 1), datetime(2025, 12, 31, 23, 59, 59))
     statements = [
-        features._BRONZE_TAIL,
-        features._TAIL_DEDUP,
+        features._TAIL,
         features._inline_bounds(features.scope_sql(), *bounds),
+        features._inline_bounds(features.counterparty_scope_sql(), *bounds),
         features.master_sql(),
         features._inline_bounds(features.feature_sql(), *bounds),
     ]

@@ -7,12 +7,10 @@ and runs in the warehouse too; only the targets' feature rows come back.
 
 Point in time: every window looks at `[t - window, t - 1 s]` of the transaction's own time `t`
 (the source's clock has one-second resolution, so a transaction in the same second is neither
-earlier nor later and is never seen). Fraud labels count only once *reported* (`reported_at < t`),
-so a fraud that is found out later cannot leak into the features of the transactions around it.
-Master data (segment, account type, balance, home city, bank) is point in time too: the version of
-the account and of its customer in force at `t`, by the source's `updated_at`. A transaction before
-the first known version takes the earliest known version: the source keeps no history from before
-the first extraction.
+earlier nor later and is never seen). Fraud cases and master data count from `known_from` — when
+bankpipe could have used them, max(source time, load), the initial backfill from its source time
+(dbt/macros/point_in_time.sql) — in the version in force then (dbt's version views). Silver's
+typing rules, the versions and `known_from` are dbt's; this module holds only the features.
 """
 
 from __future__ import annotations
@@ -41,9 +39,6 @@ DAY_WINDOWS: dict[str, int] = {"1d": 1, "7d": 7, "30d": 30}
 LOOKBACK_S = max(WINDOWS_S.values())
 NIGHT_HOURS = (0, 5)  # [start, end) local time, as the generator and the anomaly flags use
 FAR_FROM_HOME_KM = 500.0
-# Transaction times are the bank's wall-clock time (WIB) without a zone; master-data versions carry
-# the source's timestamptz, so they are compared in this zone.
-BANK_TIMEZONE = "Asia/Jakarta"
 
 CATEGORICAL: tuple[str, ...] = (
     "transaction_type",
@@ -88,6 +83,7 @@ KEYS: tuple[str, ...] = ("transaction_id", "account_id", "transaction_at", "tran
 
 REQUIRED_SILVER = (
     "base_transactions",
+    "base_transactions_tail",
     "stg_transactions",
     "int_account_versions",
     "int_customer_versions",
@@ -113,58 +109,26 @@ def check_silver(wh: Warehouse) -> None:
         )
 
 
-# Transactions that bronze holds but dbt has not typed yet (files landed since the last transform),
-# typed with the same rules as silver's base_transactions. Real-time scoring relies on it: a new
-# file must be scored before the next `bankpipe transform`. Kept in a temp table per call, so the
-# (usually empty) tail is worked out once, not once per reference.
-_BRONZE_TAIL = """
-create or replace temp table _ml_tail as
-select * exclude (copy_number) from (
-    select
-        nullif(trim(id), '') as transaction_id,
-        nullif(trim(account_id), '') as account_id,
-        nullif(trim(akun_tujuan), '') as counterparty_account_id,
-        nullif(trim(location_id), '') as location_id,
-        case lower(trim(tipe_transaksi)) when 'transfer' then 'Transfer' when 'payment' then 'Payment'
-            when 'withdrawal' then 'Withdrawal' when 'deposit' then 'Deposit' end as transaction_type,
-        case lower(trim(status)) when 'success' then 'Success' when 'pending' then 'Pending'
-            when 'failed' then 'Failed' end as status,
-        coalesce(upper(nullif(trim(mata_uang), '')), 'IDR') as currency,
-        coalesce(lower(nullif(trim(channel), '')), 'unknown') as channel,
-        try_cast(trim(jumlah_transaksi) as decimal(18, 2)) as amount,
-        cast(try_strptime(trim("date"), '%Y-%m-%d') as date) as transaction_date,
-        try_strptime(trim("date") || ' ' || trim("timestamp"), '%Y-%m-%d %H:%M:%S') as transaction_at,
-        _batch_id as batch_id,
-        _loaded_at as loaded_at,
-        row_number() over (partition by nullif(trim(id), '') order by _loaded_at, _batch_id, _source) as copy_number
-    from bronze.raw_transactions
-    where _loaded_at > (select coalesce(max(loaded_at), '-infinity'::timestamptz) from silver.base_transactions)
-) as typed
-where copy_number = 1
-  and transaction_id is not null and account_id is not null
-  and amount > 0 and transaction_at is not null
-  and transaction_type is not null and status is not null
-"""
-# A tail record whose id silver already holds is a duplicate id (silver rejects it too).
-_TAIL_DEDUP = """
-delete from _ml_tail
-where transaction_id in (select s.transaction_id from silver.base_transactions as s semi join _ml_tail as t
-                         on t.transaction_id = s.transaction_id)
-"""
-
 _TXN_COLUMNS = (
     "transaction_id, account_id, counterparty_account_id, location_id, transaction_type, status, currency,"
     " channel, amount, transaction_date, transaction_at, batch_id, loaded_at"
 )
 
+# Transactions that bronze holds but dbt has not put in base_transactions yet (files landed since
+# the last transform): dbt's view silver.base_transactions_tail types and checks them with
+# base_transactions' own macro (dbt/macros/transactions.sql), so real time runs silver's rules, not
+# a copy. Its valid rows go into a temp table per call, so the (usually small) tail is worked out
+# once, not once per reference.
+_TAIL = f"""
+create or replace temp table _ml_tail as
+select {_TXN_COLUMNS} from silver.base_transactions_tail where rejection_rule is null
+"""
+
 
 def prepare_tail(wh: Warehouse) -> int:
-    """Type the bronze tail into the temp table `_ml_tail` (which `transactions_sql()` reads); return its rows."""
-    wh.execute(dialect_sql(wh, _BRONZE_TAIL))
+    """The bronze tail's valid rows (dbt's `base_transactions_tail`) in the temp table `_ml_tail`; its row count."""
+    wh.execute(dialect_sql(wh, _TAIL))
     row = wh.fetchone("select count(*) from _ml_tail")
-    if row and row[0]:
-        wh.execute(dialect_sql(wh, _TAIL_DEDUP))
-        row = wh.fetchone("select count(*) from _ml_tail")
     return int(row[0]) if row else 0
 
 
@@ -580,8 +544,6 @@ def _frame(table: pa.Table) -> pd.DataFrame:
 # sqlglot is imported where it is used: it comes with the `snowflake` extra, which DuckDB-only
 # installs do not have.
 
-# strptime formats the SQL uses, in Snowflake's notation (as dbt/macros/parsing.sql writes them).
-_SNOWFLAKE_FORMATS = {"%Y-%m-%d": "YYYY-MM-DD", "%Y-%m-%d %H:%M:%S": "YYYY-MM-DD HH24:MI:SS"}
 # Snowflake has no infinite timestamps; nothing in the bank's data is older than this.
 _SNOWFLAKE_MIN_TS = "0001-01-01 00:00:00"
 
@@ -608,11 +570,6 @@ def to_snowflake(sql: str, *, emulator: bool = False) -> str:
             if node.this.name == "infinity":
                 raise BankpipeError("internal: +infinity has no Snowflake equivalent")
             return exp.Cast(this=exp.Literal.string(_SNOWFLAKE_MIN_TS), to=node.args["to"])
-        if isinstance(node, exp.Anonymous) and node.name.lower() == "try_strptime":
-            text, fmt = node.expressions
-            return exp.Anonymous(
-                this="TRY_TO_TIMESTAMP_NTZ", expressions=[text, exp.Literal.string(_SNOWFLAKE_FORMATS[fmt.name])]
-            )
         if isinstance(node, exp.Anonymous) and node.name.lower() == "timezone":
             # DuckDB's timezone(zone, timestamptz) is the wall-clock time there, without a zone.
             zone, ts = node.expressions

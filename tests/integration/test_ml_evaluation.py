@@ -19,7 +19,7 @@ from tests import ml_fixtures as fx
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-DAYS = 80  # enough for the default split (63 days) and four prequential weeks
+DAYS = 80  # enough for the default split (56 days) and four prequential weeks
 
 
 @dataclass

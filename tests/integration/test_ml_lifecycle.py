@@ -62,7 +62,8 @@ def test_training_reports_lr_tree_and_rules_on_the_same_window(setup: Setup) -> 
         assert rep["n"] == r.reports["lr"]["n"] and rep["positives"] > 0
         assert {"roc_auc", "average_precision", "card_precision_at_100", "tp", "fp", "fn", "tn"} <= set(rep)
     assert r.reports["lr"]["roc_auc"] > 0.8  # the planted bursts are easy
-    assert r.split.train_end <= r.split.test_start - pd.Timedelta(days=CFG.gap_days).to_pytimedelta()
+    assert r.split.train_end <= r.split.validation_start  # then validation, the gap, the test window
+    assert r.split.validation_end <= r.split.test_start - pd.Timedelta(days=CFG.gap_days).to_pytimedelta()
     assert "\n".join(r.headline()).count("roc_auc") == 3
 
 

@@ -97,7 +97,7 @@ def test_time_split_leaves_the_label_delay_gap_and_the_immature_tail_out() -> No
     assert s.test_end == date(2026, 3, 17)  # the last 14 days' labels are not mature
     assert s.test_start == date(2026, 3, 3)
     assert s.validation_end == date(2026, 2, 24)  # 7-day gap (the label delay) before the test window
-    assert s.validation_start == date(2026, 2, 10) == s.train_end  # 14 validation days after training
+    assert s.validation_start == date(2026, 2, 17) == s.train_end  # 7 validation days after training
     assert s.train_start == date(2025, 12, 8)
     assert s.label_cutoff.date() == s.test_start
     status = train.time_split(date(2025, 12, 1), date(2026, 3, 30), "status", cfg)

@@ -58,7 +58,8 @@ class TrainConfig:
     """How to split, search and evaluate; None means the target's default (or the settings')."""
 
     test_days: int = 14
-    validation_days: int = 14
+    # A week, as the handbook's windows: enough positives for Platt's two parameters and the budget.
+    validation_days: int = 7
     gap_days: int | None = None
     maturity_days: int | None = None
     # The first days have no 30-day history yet; they would teach the model that "no history" is normal.

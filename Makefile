@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 
-.PHONY: demo test test-long lint bench faults install install-test install-airflow airflow clean lock
+.PHONY: demo test test-fast test-long screenshots lint bench faults install install-test install-airflow airflow clean lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,10 +45,23 @@ lock: $(UV)
 demo: install
 	$(BIN)/bankpipe run --demo
 
-## test: install test extras and run every test (needs PostgreSQL on 127.0.0.1:5432 for some)
+## test: install test extras and run every test but the long trials; the test PostgreSQL is BANKPIPE_TEST_PG_URL,
+## else 127.0.0.1:5432 if it answers, else an embedded server started for the run (CONTRIBUTING.md)
 test: install-test
 	$(BIN)/ruff check src tests bench airflow
 	$(BIN)/python -m pytest -m "not long" $(PYTEST_ARGS)
+
+## test-fast: the unit tests and the core ingest integration tests (source, batch, stream, FX; ~1.5 min), no slow ones
+FAST_TESTS := tests/unit tests/data tests/integration/test_source.py tests/integration/test_ingest_postgres.py \
+	tests/integration/test_ingest_stream.py tests/integration/test_stream_robust.py \
+	tests/integration/test_seed_dataset.py tests/integration/test_fx_http.py
+test-fast: install-test
+	$(BIN)/python -m pytest -m "not slow and not long" $(FAST_TESTS) $(PYTEST_ARGS)
+
+## screenshots: the browser test writing the tracked docs/screenshots/*.png (other runs write build/screenshots/)
+screenshots: install-test
+	@test -x /usr/bin/chromium || { echo "screenshots need Debian's chromium: apt-get install -y chromium" >&2; exit 1; }
+	BANKPIPE_WRITE_SCREENSHOTS=1 $(BIN)/python -m pytest tests/dashboard/test_e2e.py $(PYTEST_ARGS)
 
 ## test-long: the trials of several minutes (fault injection over every step, interrupted and resumed runs);
 ## BANKPIPE_FAULT_TRIALS=N bounds the fault sample (.ci/run uses 3); `make faults` is the full 100+ trials

@@ -2,7 +2,8 @@
 
 Opens every page, asserts there is no error and at least one drawn chart, that the browser asked
 nothing of any host but the dashboard (the map must render offline), and saves a screenshot of
-each page to docs/screenshots/ (BANKPIPE_SCREENSHOT_DIR overrides where).
+each page to build/screenshots/; `make screenshots` (BANKPIPE_WRITE_SCREENSHOTS=1) writes the tracked
+docs/screenshots/ instead.
 """
 
 from __future__ import annotations
@@ -45,8 +46,12 @@ CHROMIUM_ARGS = [
 ]
 # Streamlit scrolls an inner container, so a full-page screenshot would cut; a tall viewport does not.
 VIEWPORT = {"width": 1400, "height": 2400}
-SCREENSHOTS = Path(
-    os.environ.get("BANKPIPE_SCREENSHOT_DIR", Path(__file__).resolve().parents[2] / "docs" / "screenshots")
+# The tracked images change only when asked for: every other run would rewrite them with new pixels.
+_REPO = Path(__file__).resolve().parents[2]
+SCREENSHOTS = (
+    _REPO / "docs" / "screenshots"
+    if os.environ.get("BANKPIPE_WRITE_SCREENSHOTS") == "1"
+    else _REPO / "build" / "screenshots"
 )
 # (url path, page title, screenshot name): the URL paths st.navigation derives from the page files.
 PAGES = [

@@ -94,6 +94,7 @@ def test_the_registered_fraud_model_is_calibrated_and_tagged(built: Built) -> No
     assert type(model).__name__ == "CalibratedClassifierCV"
     tags = info.tags
     assert tags["calibration"] == "sigmoid" and tags["alerts_per_day"] == "10"
+    assert tags["train_window"].split("..")[1] < tags["validation_window"] < tags["test_window"]
     assert json.loads(tags["metrics"])["roc_auc"] is not None
     assert set(json.loads(tags["intervals"])) >= {"roc_auc", "average_precision", "card_precision_at_100"}
     assert len(json.loads(tags["prequential"])) == 4

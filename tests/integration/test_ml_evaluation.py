@@ -143,3 +143,21 @@ def test_a_second_version_uses_the_settings_budget_and_its_own_fixed_c(built: Bu
     per_day = r.chosen["validation_alerts_per_day"]
     assert all(v <= 10 for v in per_day.values()) and set(per_day) == {"lr", "tree", "rules"}
     assert built.lines[0] == "fraud: trained" and built.lines[1].startswith("status: skipped")
+
+
+def test_ml_report_json_command_prints_only_the_json_object(built: Built, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from bankpipe.cli import app
+    from bankpipe.settings import get_settings
+
+    monkeypatch.setenv("BANKPIPE_STATE_DIR", str(built.settings.state_dir))
+    monkeypatch.setenv("BANKPIPE_MLFLOW_URI", built.settings.mlflow_tracking_uri)
+    get_settings.cache_clear()
+    try:
+        out = CliRunner().invoke(app, ["ml", "report", "--json"])
+    finally:
+        get_settings.cache_clear()
+    assert out.exit_code == 0, out.output
+    doc = json.loads(out.stdout)  # nothing but the object on stdout
+    assert doc == json.loads(json.dumps(report.report_json(built.settings), default=str))

@@ -143,3 +143,37 @@ def test_in_sample_days_come_from_the_version_tags() -> None:
     assert monitor.in_sample_days({"test_window": "2026-03-03..2026-03-16"}) == (None, date(2026, 3, 3))
     assert monitor.in_sample_days({}) == (None, None)
     assert monitor.in_sample_days({"test_window": "garbage"}) == (None, None)
+
+
+def test_ml_history_command_lists_every_score_and_marks_the_current(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from bankpipe.cli import app
+    from bankpipe.logs import console
+    from bankpipe.settings import get_settings
+
+    with connect(settings) as wh:
+        add_scores(
+            wh,
+            [
+                ("T1", FRAUD, "1", 0.9, "fraud", T0, "realtime", 1),
+                ("T1", FRAUD, "2", 0.3, "legit", T0 + timedelta(days=1), "rescore", 2),
+            ],
+        )
+    monkeypatch.setenv("BANKPIPE_STATE_DIR", str(settings.state_dir))
+    monkeypatch.setattr(console, "width", 200)
+    get_settings.cache_clear()
+    try:
+        out = CliRunner().invoke(app, ["ml", "history", "T1"])
+        missing = CliRunner().invoke(app, ["ml", "history", "T-unknown"])
+    finally:
+        get_settings.cache_clear()
+    assert out.exit_code == 0, out.output
+    lines = [line for line in out.output.splitlines() if FRAUD in line]
+    assert len(lines) == 2
+    assert "0.9000" in lines[0] and "realtime" in lines[0] and "yes" in lines[0]  # served, alert-less, not current
+    assert "0.3000" in lines[1] and "rescore" in lines[1]
+    assert lines[1].count("yes") == 1  # current only (a rescore is never the served score)
+    assert missing.exit_code == 0 and "no score for T-unknown" in missing.output

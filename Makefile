@@ -13,7 +13,7 @@ $(BIN)/python:
 # --no-deps because the lock is the whole tree (pip's resolver would otherwise refuse a locked package that another
 # one names with an extra, pypa/pip#9644); bankpipe goes in the same way, its build backend locked too.
 PIP_LOCKED    := $(PIP) install --quiet --require-hashes --no-deps -r
-PIP_EDITABLE  := $(PIP) install --quiet --no-deps --no-build-isolation -e . && $(PIP) check
+PIP_EDITABLE  := $(PIP) install --quiet --no-deps --no-build-isolation -e . && $(PIP) check --quiet
 
 install: $(BIN)/python
 	$(PIP_LOCKED) requirements/runtime.txt

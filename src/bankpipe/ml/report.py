@@ -230,7 +230,9 @@ def run(settings: Settings, refresh: bool = True) -> ReportResult:
     else:
         over_time = _over_time(daily, out_dir / "metrics_over_time.png")
         images.append(over_time)
-        matured = daily[daily["labels_matured"]]
+        # Days inside a version's own training window flatter it: out-of-sample matured days only.
+        in_sample = daily["is_in_sample"].fillna(False).astype(bool) if "is_in_sample" in daily else False
+        matured = daily[daily["labels_matured"] & ~in_sample]
         summary = (
             daily.groupby(["model_name", "model_version"])
             .agg(

@@ -10,6 +10,11 @@ with one account each (CUST-0001…, ACC-00001…). No planted defects, no orpha
 the seed's sample. Unlike it, every location and bank of the generator's reference lists is written, and
 statuses follow the generator's drivers instead of a coin flip. The tests read the committed files and
 never regenerate them; `check` states what they rely on.
+
+The same generator writes the same bytes; once the generator changes, a rerun changes amounts, balances
+and statuses (ids, dates, customers and files stay). Then rerun `check` (tests/data/test_sample.py) and the
+tests that name a sample value: test_source (ACC-00001's balance, CUST-0001's row), test_ingest_stream
+(TRX-000041's amount text), test_transform (CUST-0001's segment).
 """
 
 from __future__ import annotations

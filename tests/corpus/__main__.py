@@ -1,6 +1,6 @@
 """Run the bad-input corpus and print the docs/reliability.md table from what actually happened.
 
-    python -m tests.corpus            # needs PostgreSQL (BANKPIPE_TEST_PG_URL or 127.0.0.1:5432)
+    python -m tests.corpus            # PostgreSQL: BANKPIPE_TEST_PG_URL, else 127.0.0.1:5432, else an embedded server
 
 Each row: the kind, an example, where its records and files ended, and the reason bankpipe shows.
 """

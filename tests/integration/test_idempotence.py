@@ -40,6 +40,7 @@ def generate(ws: harness.Workspace, dataset: list[str]) -> None:
     assert gen.returncode == 0, gen.stderr[-2000:]
 
 
+@pytest.mark.slow
 def test_run_twice_on_the_same_inputs_gives_the_same_gold(tmp_path: Path) -> None:
     """Ten days of data: too short to train, so this is the ingest + dbt gold (fast)."""
     with harness.workspace(tmp_path) as ws:

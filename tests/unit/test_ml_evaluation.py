@@ -68,6 +68,7 @@ def _calibration(model: object) -> tuple[float, float]:
     return float(cal.a_), float(cal.b_)
 
 
+@pytest.mark.slow
 def test_threshold_and_calibration_are_chosen_on_validation_only(windows: dict[str, pd.DataFrame]) -> None:
     w, s = windows, _split()
     base = train.fraud_fold(w["train"], w["val"], w["test"], s, CFG, BUDGET)

@@ -6,6 +6,9 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from bankpipe.generate import reference as ref
 from bankpipe.generate.fraud import Labels, reported_at_text
@@ -13,7 +16,15 @@ from bankpipe.generate.ids import format_id, format_ids
 from bankpipe.generate.master import Master
 from bankpipe.generate.render import Lookup, Rows, json_lookup
 from bankpipe.generate.stream import write_atomic
+from bankpipe.source.load import SOURCE_TIMES, file_sha256
 from bankpipe.source.schema import COLUMNS
+
+# The bank's history before the period: customers joined and accounts opened over these years,
+# locations and banks were set up before all of them.
+HISTORY_YEARS = 5
+_YEAR = 365 * 86_400
+# The bank works in WIB (UTC+7): the simulated clock's seconds count from the start date's midnight there.
+_WIB = 7 * 3600
 
 _CHUNK = 500_000
 
@@ -104,6 +115,69 @@ def write_fraud_cases(
     body = "".join(f"{i},{c},{s}\n" for i, c, s in zip(ids, confirmed, stamps, strict=True))
     write_atomic(directory / "fraud_case.csv", (_header("fraud_case", ",") + body).encode())
     return int(known.sum())
+
+
+def source_times(master: Master, start: date, days: int) -> pa.Table:
+    """created_at/updated_at per master row as the bank's systems would hold them (table, key, both UTC).
+
+    Customers: joined before the period, unchanged in it (updated_at = created_at). Accounts: opened
+    before the period; account.json holds the closing balance, a current state, so the row's
+    updated_at is the period's end. Locations and banks: set up before the bank's first customer.
+    """
+    start_s = int(np.datetime64(start.isoformat(), "s").astype(np.int64)) - _WIB
+    history = HISTORY_YEARS * _YEAR
+    w = master.widths
+    cust_joined = master.cust_joined if master.cust_joined is not None else np.zeros(master.n_customers)
+    acc_opened = master.acc_opened if master.acc_opened is not None else np.zeros(master.n_accounts)
+    # Floor to the second, and at least a second before the period: nothing exists at its first instant.
+    joined = np.minimum(start_s - history + np.floor(cust_joined * history).astype(np.int64), start_s - 1)
+    opened = np.minimum(start_s - history + np.floor(acc_opened * history).astype(np.int64), start_s - 1)
+    opened = np.maximum(opened, joined[master.acc_customer])  # never before its holder joined
+    founded = start_s - 2 * history
+    n_loc, n_bank = len(master.cities), len(ref.BANKS)
+    parts = [
+        ("location", format_ids("location", np.arange(1, n_loc + 1), w.location), np.full(n_loc, founded), None),
+        ("bank_info", format_ids("bank", np.arange(1, n_bank + 1), w.bank), np.full(n_bank, founded), None),
+        ("customer", format_ids("customer", np.arange(1, master.n_customers + 1), w.customer), joined, None),
+        (
+            "account",
+            format_ids("account", np.arange(1, master.n_accounts + 1), w.account),
+            opened,
+            np.full(master.n_accounts, start_s + days * 86_400),
+        ),
+    ]
+    utc = pa.timestamp("s", tz="UTC")
+    return pa.concat_tables(
+        pa.table(
+            {
+                "table": pa.array([name] * len(created), pa.string()),
+                "key": keys.cast(pa.string()),
+                "created_at": pa.array(created.astype(np.int64), pa.int64()).cast(utc),
+                "updated_at": pa.array((created if updated is None else updated).astype(np.int64), pa.int64()).cast(
+                    utc
+                ),
+            }
+        )
+        for name, keys, created, updated in parts
+    )
+
+
+def write_source_times(master: Master, start: date, days: int, batch_dir: Path) -> None:
+    """source_times.parquet for the batch files just written, tied to their bytes by sha256.
+
+    The seed's file formats have no place for these times; `bankpipe.source.load` applies them when
+    it loads these very files (`generate --to-postgres`, the demo), so that the source rows carry the
+    simulated timeline rather than the moment of loading.
+    """
+    table = source_times(master, start, days)
+    names = ("location.txt", "bank_info.txt", "customer.csv", "account.json")
+    digests = {name: file_sha256(batch_dir / name) for name in names}
+    table = table.replace_schema_metadata({"bankpipe.sha256": orjson.dumps(digests)})
+    path = batch_dir / SOURCE_TIMES
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(table, tmp)
+    tmp.replace(path)
 
 
 def write_batch(master: Master, directory: Path) -> dict[str, int]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from bankpipe.generate import reference as ref
-from bankpipe.generate.batch import write_batch, write_fraud_cases
+from bankpipe.generate.batch import write_batch, write_fraud_cases, write_source_times
 from bankpipe.generate.config import GenerateConfig
 from bankpipe.generate.fraud import (
     SCENARIOS,
@@ -219,6 +219,7 @@ def generate(config: GenerateConfig, progress: ProgressFn | None = None) -> Gene
     tx, points, money = simulate_period(config, master, prof)
     # The batch files are extracted at the end of the period: they hold the closing balances.
     batch_rows = write_batch(replace(master, acc_saldo_cents=money.closing), config.batch_dir)
+    write_source_times(master, config.start_date, config.days, config.batch_dir)
     report("master data", 1, 1)
     log.info(
         "master data: %d customers, %d accounts, %d locations, %d banks",

@@ -37,6 +37,10 @@ class Master:
     acc_customer: np.ndarray  # customer row
     acc_type: np.ndarray  # index into ACCOUNT_TYPES
     acc_saldo_cents: np.ndarray  # int64, IDR cents
+    # When each customer joined and each account was opened, as a fraction of the bank's history
+    # before the period (0 = its beginning, 1 = the period's start); None where a profile has no such notion.
+    cust_joined: np.ndarray | None = None
+    acc_opened: np.ndarray | None = None
 
     @property
     def n_customers(self) -> int:
@@ -102,10 +106,11 @@ def build_master(customers: int, accounts_per_customer: int, transactions: int, 
     later_type = rng.choice(4, len(acc_customer), p=[0.25, 0.25, 0.3, 0.2])
     acc_type = np.where(nth == 0, first_type, later_type).astype(np.int8)
     # Account ids follow opening order: customers joined in id order, later accounts opened later.
-    joined = np.sort(rng.random(n))[acc_customer]
+    cust_joined = np.sort(rng.random(n))
+    joined = cust_joined[acc_customer]
     opened = np.where(nth == 0, joined, joined + (1 - joined) * rng.random(len(acc_customer)))
     order = np.argsort(opened, kind="stable")
-    acc_customer, acc_type = acc_customer[order], acc_type[order]
+    acc_customer, acc_type, opened = acc_customer[order], acc_type[order], opened[order]
 
     wealth = ref.SEGMENT_WEALTH[cust_segment[acc_customer]] ** 0.8
     saldo = _BALANCE_MEDIAN[acc_type] * wealth * rng.lognormal(0.0, 0.9, len(acc_type))
@@ -126,6 +131,8 @@ def build_master(customers: int, accounts_per_customer: int, transactions: int, 
         acc_customer=acc_customer,
         acc_type=acc_type,
         acc_saldo_cents=saldo_cents,
+        cust_joined=cust_joined,
+        acc_opened=opened,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +12,7 @@ import psycopg
 from psycopg import sql
 
 from bankpipe.errors import InputFileError
-from bankpipe.source.schema import COLUMNS, KEYS
+from bankpipe.source.schema import AUDIT_COLUMNS, COLUMNS, KEYS
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,55 @@ FILES: tuple[FileSpec, ...] = (
     FileSpec("account", "account.json", "json"),
     FileSpec("fraud_case", "fraud_case.csv", "delimited", ","),
 )
+
+
+# The generator's record of when each master row was created and last changed in the simulated
+# timeline (ground_truth/ next to batch_source/). Seed files carry no such times: without this file a
+# load stamps now(), as any writer does.
+SOURCE_TIMES = Path("..") / "ground_truth" / "source_times.parquet"
+
+
+@dataclass(frozen=True)
+class SourceTimes:
+    """created_at/updated_at per key of one table, for the batch file whose sha256 is `sha256`."""
+
+    sha256: str
+    keys: list[str]
+    created_at: list[object]
+    updated_at: list[object]
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file's bytes (ties a source-times record to the batch file it was written for)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_source_times(directory: Path) -> dict[str, SourceTimes]:
+    """The simulated created_at/updated_at per table for the batch files in `directory`, if the generator wrote them."""
+    path = Path(directory) / SOURCE_TIMES
+    if not path.is_file():
+        return {}
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    meta = orjson.loads((table.schema.metadata or {}).get(b"bankpipe.sha256", b"{}"))
+    out: dict[str, SourceTimes] = {}
+    for spec in FILES:
+        if spec.name not in meta:
+            continue
+        rows = table.filter(pc.equal(table["table"], spec.table))
+        out[spec.table] = SourceTimes(
+            meta[spec.name],
+            rows["key"].to_pylist(),
+            rows["created_at"].to_pylist(),
+            rows["updated_at"].to_pylist(),
+        )
+    return out
 
 
 @dataclass(frozen=True)
@@ -90,9 +140,29 @@ def _copy_json(cur: psycopg.Cursor, path: Path, spec: FileSpec, temp: str) -> No
             copy.write_row([rec.get(c) for c in cols])
 
 
-def load_file(conn: psycopg.Connection, path: Path, spec: FileSpec) -> LoadResult:
-    """Upsert one batch file into its table; unchanged rows are left alone (their updated_at too)."""
+def _apply_times(cur: psycopg.Cursor, temp: str, key: str, times: SourceTimes) -> None:
+    """Give the staged rows the times of `times` (rows it does not name keep now())."""
+    cur.execute("create temp table _load_times (key text primary key, c timestamptz, u timestamptz) on commit drop")
+    with cur.copy("copy _load_times (key, c, u) from stdin") as copy:
+        for row in zip(times.keys, times.created_at, times.updated_at, strict=True):
+            copy.write_row(row)
+    cur.execute(
+        sql.SQL("update {t} set created_at = s.c, updated_at = s.u from _load_times s where {t}.{k} = s.key").format(
+            t=sql.Identifier(temp), k=sql.Identifier(key)
+        )
+    )
+
+
+def load_file(conn: psycopg.Connection, path: Path, spec: FileSpec, times: SourceTimes | None = None) -> LoadResult:
+    """Upsert one batch file into its table; unchanged rows are left alone (their updated_at too).
+
+    New rows get created_at/updated_at from `times` when given (the generator's simulated timeline),
+    else now(). A changed row is stamped now() by the table's trigger either way: a change is made now.
+    """
     table, key, cols = spec.table, KEYS[spec.table], COLUMNS[spec.table]
+    if times is not None and times.sha256 != file_sha256(path):
+        log.warning("%s: changed since the generator wrote its source times; loading with now()", path)
+        times = None
     temp = f"_load_{table}"
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(
@@ -115,7 +185,10 @@ def load_file(conn: psycopg.Connection, path: Path, spec: FileSpec) -> LoadResul
         ).fetchone()
         if dupes:
             raise InputFileError(f"{path}: key {key}={dupes[0]!r} appears {dupes[1]} times")
-        ident_cols = sql.SQL(", ").join(map(sql.Identifier, cols))
+        if times is not None:
+            _apply_times(cur, temp, key, times)
+        # The staged created_at/updated_at are now() unless times set them: inserted either way.
+        insert_cols = sql.SQL(", ").join(map(sql.Identifier, [*cols, *AUDIT_COLUMNS]))
         non_key = [c for c in cols if c != key]
         upsert = sql.SQL(
             "insert into {t} ({cols}) select {cols} from {tmp} "
@@ -124,7 +197,7 @@ def load_file(conn: psycopg.Connection, path: Path, spec: FileSpec) -> LoadResul
             "returning (xmax = 0) as inserted"
         ).format(
             t=sql.Identifier(table),
-            cols=ident_cols,
+            cols=insert_cols,
             tmp=sql.Identifier(temp),
             k=sql.Identifier(key),
             sets=sql.SQL(", ").join(sql.SQL("{c} = excluded.{c}").format(c=sql.Identifier(c)) for c in non_key),
@@ -151,10 +224,17 @@ def find_batch_files(directory: Path) -> list[FileSpec]:
 
 
 def load_files(conn: psycopg.Connection, directory: Path) -> list[LoadResult]:
-    """Load every known batch file present in `directory`, each file in its own transaction."""
+    """Load every known batch file present in `directory`, each file in its own transaction.
+
+    Files the generator wrote (its ground_truth/source_times.parquet beside the folder, for these
+    very bytes) insert their rows with the simulated created_at/updated_at; any others with now().
+    """
+    directory = Path(directory)
+    present = find_batch_files(directory)
+    times = read_source_times(directory)
     results = []
-    for spec in find_batch_files(directory):
-        result = load_file(conn, directory / spec.name, spec)
+    for spec in present:
+        result = load_file(conn, directory / spec.name, spec, times.get(spec.table))
         log.info("loaded %s: %d rows (%d new, %d changed)", result.file, result.rows, result.inserted, result.updated)
         results.append(result)
     return results

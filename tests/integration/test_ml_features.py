@@ -315,3 +315,43 @@ def test_customer_average_amounts_per_window(wh: DuckDBWarehouse) -> None:
         assert f.loc["T4", f"log_amount_avg_{w}"] == pytest.approx(math.log1p(avg))
         assert f.loc["T4", f"log_amount_to_avg_{w}"] == pytest.approx(math.log1p(1_000_000 / avg))
     assert math.isnan(f.loc["T1", "log_amount_avg_1d"])  # no history: missing, not 0
+
+
+# Payments to ACC-M, all at LOC-001 over mobile; Q is the target, t - 7 d = 2025-10-02 10:00:00.
+MATURED = [
+    _txn("P1", "ACC-A", "2025-10-01 10:00:00", 100_000, "ACC-M"),  # t - 8 d exactly: in 7d/30d, not in 1d
+    _txn("P2", "ACC-A", "2025-10-02 10:00:00", 100_000, "ACC-M"),  # t - 7 d exactly: the windows' closed end
+    _txn("P3", "ACC-A", "2025-10-06 10:00:00", 100_000, "ACC-M"),  # in the last 7 days: never matured
+    _txn("Q", "ACC-A", "2025-10-09 10:00:00", 100_000, "ACC-M"),
+]
+
+
+@pytest.mark.parametrize(("p1_reported_at", "known"), [("2025-10-05 00:00:00", True), ("2025-10-09 10:00:00", False)])
+def test_matured_risk_excludes_the_last_days_and_counts_fraud_once_usable(
+    wh: DuckDBWarehouse, p1_reported_at: str, known: bool
+) -> None:
+    """Matured windows are (t - d - w, t - d]: the last d days never count; a fraud counts once its label is usable."""
+    assert features.LABEL_MATURITY_DAYS == 7
+    fx.add_transactions(wh, pd.DataFrame(MATURED))
+    # P3's fraud is known before Q but lies in the last 7 days; P1's is known before Q or only at Q's second.
+    fx.add_reports(
+        wh,
+        pd.DataFrame(
+            {
+                "transaction_id": ["P1", "P3"],
+                "reported_at": [pd.Timestamp(p1_reported_at), pd.Timestamp("2025-10-07 00:00:00")],
+            }
+        ),
+    )
+    f = _features(wh)
+    windows = ("1d", "7d", "30d")
+    assert f.loc["Q", [f"counterparty_matured_txn_{w}" for w in windows]].tolist() == [1, 2, 2]
+    share = 0.5 if known else 0.0
+    assert f.loc["Q", [f"counterparty_matured_risk_{w}" for w in windows]].tolist() == [0.0, share, share]
+    # The window ending at t does see P3 (known fraud), the matured ones never do.
+    assert f.loc["Q", "counterparty_risk_7d"] > 0
+    # The point (LOC-001, mobile) in whole days: [day - 7 - w, day - 8] holds P1's day only.
+    assert f.loc["Q", [f"point_matured_txn_{w}" for w in windows]].tolist() == [1, 1, 1]
+    assert f.loc["Q", [f"point_matured_risk_{w}" for w in windows]].tolist() == [float(known)] * 3
+    # Nothing is matured for P3 (its only earlier payments are 4–5 days before it).
+    assert f.loc["P3", [f"counterparty_matured_txn_{w}" for w in windows]].tolist() == [0, 0, 0]

@@ -31,12 +31,18 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Bump when a feature changes meaning; stored with every model version, checked before scoring.
-FEATURE_VERSION = "4"
+FEATURE_VERSION = "5"
 
 WINDOWS_S: dict[str, int] = {"1h": 3_600, "1d": 86_400, "7d": 7 * 86_400, "30d": 30 * 86_400}
 # The handbook's customer-spending and terminal-risk windows (days).
 DAY_WINDOWS: dict[str, int] = {"1d": 1, "7d": 7, "30d": 30}
 LOOKBACK_S = max(WINDOWS_S.values())
+# Label maturity (days): the "matured" risk windows end this long before t, so every label in them
+# has had time to arrive — the handbook's delay period and the literature's usual week. A design
+# choice, not fitted to any data; a window ending at t is mostly unlabelled when reports take days.
+LABEL_MATURITY_DAYS = 7
+# How far back the counterparty and point traffic must reach: the longest matured window.
+MATURED_LOOKBACK_DAYS = max(DAY_WINDOWS.values()) + LABEL_MATURITY_DAYS
 NIGHT_HOURS = (0, 5)  # [start, end) local time, as the generator and the anomaly flags use
 FAR_FROM_HOME_KM = 500.0
 
@@ -69,11 +75,15 @@ NUMERIC: tuple[str, ...] = (
     "is_far_from_home",
     *(f"counterparty_txn_{w}" for w in DAY_WINDOWS),
     *(f"counterparty_risk_{w}" for w in DAY_WINDOWS),
+    *(f"counterparty_matured_txn_{w}" for w in DAY_WINDOWS),
+    *(f"counterparty_matured_risk_{w}" for w in DAY_WINDOWS),
     "account_fraud_reports_30d",
     "location_fraud_reports_30d",
     "location_risk_30d",
     *(f"point_fraud_reports_{w}" for w in DAY_WINDOWS),
     *(f"point_risk_{w}" for w in DAY_WINDOWS),
+    *(f"point_matured_txn_{w}" for w in DAY_WINDOWS),
+    *(f"point_matured_risk_{w}" for w in DAY_WINDOWS),
 )
 # Decision point: fraud is scored at authorisation, before the bank's own outcome exists, so
 # `status` (a blocked transaction ends Failed) is no input of either model. It stays in KEYS, so a
@@ -223,12 +233,12 @@ def known_fraud_sql() -> str:
 
 
 def counterparty_scope_sql() -> str:
-    """`_ml_cp_scope`: transactions to the targets' counterparties from 30 days before the earliest target on.
+    """`_ml_cp_scope`: transactions to the targets' counterparties from the longest matured window on.
 
     The counterparty account is the handbook's terminal: its recent traffic and the share of it
     known to be fraud mark a compromised (or mule) counterparty.
     """
-    days = max(DAY_WINDOWS.values())
+    days = MATURED_LOOKBACK_DAYS
     return f"""
 create or replace temp table _ml_cp_scope as
 select t.transaction_id, t.counterparty_account_id, cast(epoch(t.transaction_at) as bigint) as ts,
@@ -244,6 +254,8 @@ def feature_sql() -> str:
     """The feature query over the temp tables `_ml_targets`, `_ml_scope`, `_ml_cp_scope`, `_ml_master` (`$1`, `$2`)."""
     night_lo, night_hi = NIGHT_HOURS
     max_days = max(DAY_WINDOWS.values())
+    mature = LABEL_MATURITY_DAYS
+    reach = MATURED_LOOKBACK_DAYS
     txn = f"({transactions_sql()})"
     windows = ",\n        ".join(
         f"w_{name} as (partition by account_id order by ts range between {seconds} preceding and 1 preceding)"
@@ -258,8 +270,27 @@ def feature_sql() -> str:
         f" range between {d * 86_400} preceding and 1 preceding) as cp_txn_{w}"
         for w, d in DAY_WINDOWS.items()
     )
+    # Matured: (t - maturity - w, t - maturity], whole seconds (the source's resolution).
+    cp_windows += ",\n        " + ",\n        ".join(
+        f"count(*) over (partition by counterparty_account_id order by ts"
+        f" range between {(mature + d) * 86_400 - 1} preceding and {mature * 86_400} preceding) as cp_mtxn_{w}"
+        for w, d in DAY_WINDOWS.items()
+    )
     cp_fraud = ",\n        ".join(
-        f"count(*) filter (where f.transaction_at >= g.transaction_at - interval {d} day) as cp_fraud_{w}"
+        [
+            f"count(*) filter (where f.transaction_at >= g.transaction_at - interval {d} day"
+            f" and f.transaction_at < g.transaction_at) as cp_fraud_{w}"
+            for w, d in DAY_WINDOWS.items()
+        ]
+        + [
+            f"count(*) filter (where f.transaction_at > g.transaction_at - interval {mature + d} day"
+            f" and f.transaction_at <= g.transaction_at - interval {mature} day) as cp_mfraud_{w}"
+            for w, d in DAY_WINDOWS.items()
+        ]
+    )
+    # The point's matured windows in whole days, as its traffic: days [day - maturity - w, day - maturity - 1].
+    point_mfraud = ",\n        ".join(
+        f"count(*) filter (where r.transaction_date >= g.transaction_date - {mature + d}) as point_mfraud_{w}"
         for w, d in DAY_WINDOWS.items()
     )
     point_reports = ",\n        ".join(
@@ -270,6 +301,11 @@ def feature_sql() -> str:
     point_traffic = ",\n           ".join(
         f"coalesce(sum(n) over (partition by location_id, channel order by day_no"
         f" range between {d} preceding and 1 preceding), 0) as point_txn_{w}"
+        for w, d in DAY_WINDOWS.items()
+    )
+    point_traffic += ",\n           " + ",\n           ".join(
+        f"coalesce(sum(n) over (partition by location_id, channel order by day_no"
+        f" range between {mature + d} preceding and {mature + 1} preceding), 0) as point_mtxn_{w}"
         for w, d in DAY_WINDOWS.items()
     )
     return f"""
@@ -299,11 +335,11 @@ counterparty_windows as (
 
 -- Confirmed fraud counts only from the moment the bank could use it (the label delay).
 known_fraud as (
-    select f.known_from, f.known_until, t.transaction_id, t.transaction_at, t.account_id, t.counterparty_account_id,
-           t.location_id, t.channel
+    select f.known_from, f.known_until, t.transaction_id, t.transaction_at, t.transaction_date, t.account_id,
+           t.counterparty_account_id, t.location_id, t.channel
     from (
         select transaction_id, known_from, known_until from ({known_fraud_sql()}) as k
-        where known_from >= $1 - interval {LOOKBACK_S} second and known_from < $2
+        where known_from >= $1 - interval {reach} day and known_from < $2
           and (known_until is null or known_until >= $1)
     ) as f
     join {txn} as t on t.transaction_id = f.transaction_id
@@ -327,7 +363,7 @@ counterparty_fraud as (
     from _ml_targets as g
     join known_fraud as f
         on f.counterparty_account_id = g.counterparty_account_id
-       and f.transaction_at >= g.transaction_at - interval {max_days} day and f.transaction_at < g.transaction_at
+       and f.transaction_at > g.transaction_at - interval {reach} day and f.transaction_at < g.transaction_at
        and f.known_from < g.transaction_at and (f.known_until is null or g.transaction_at <= f.known_until)
     group by g.transaction_id
 ),
@@ -346,12 +382,25 @@ place_reports as (
     group by g.transaction_id
 ),
 
+-- Of the point's transactions on the whole days of a matured window, those known to be fraud by t.
+point_matured_fraud as (
+    select
+        g.transaction_id,
+        {point_mfraud}
+    from _ml_targets as g
+    join known_fraud as r
+        on r.location_id = g.location_id and r.channel = g.channel
+       and r.transaction_date >= g.transaction_date - {reach} and r.transaction_date < g.transaction_date - {mature}
+       and r.known_from < g.transaction_at and (r.known_until is null or g.transaction_at <= r.known_until)
+    group by g.transaction_id
+),
+
 -- Traffic at a place over the whole days before the transaction's day (whole days keep this cheap
 -- for a whole backlog; only earlier days count, so it is still point in time).
 place_days as (
     select location_id, channel, date_diff('day', date '1970-01-01', transaction_date) as day_no, count(*) as n
     from {txn}
-    where transaction_date between cast($1 as date) - {max_days} and cast($2 as date)
+    where transaction_date between cast($1 as date) - {reach} and cast($2 as date)
       and location_id in (select location_id from _ml_targets)
     group by all
 ),
@@ -393,11 +442,15 @@ joined as (
         aw.* exclude (transaction_id),
         {", ".join(f"coalesce(cw.cp_txn_{w}, 0) as cp_txn_{w}" for w in DAY_WINDOWS)},
         {", ".join(f"coalesce(cf.cp_fraud_{w}, 0) as cp_fraud_{w}" for w in DAY_WINDOWS)},
+        {", ".join(f"coalesce(cw.cp_mtxn_{w}, 0) as cp_mtxn_{w}" for w in DAY_WINDOWS)},
+        {", ".join(f"coalesce(cf.cp_mfraud_{w}, 0) as cp_mfraud_{w}" for w in DAY_WINDOWS)},
+        {", ".join(f"coalesce(pm.point_mfraud_{w}, 0) as point_mfraud_{w}" for w in DAY_WINDOWS)},
         coalesce(ar.n, 0) as account_fraud_reports_30d,
         coalesce(pr.location_30d, 0) as location_fraud_reports_30d,
         {", ".join(f"coalesce(pr.point_{w}, 0) as point_fraud_reports_{w}" for w in DAY_WINDOWS)},
         coalesce(lt.location_txn_30d, 0) as location_txn_30d,
         {", ".join(f"coalesce(pt.point_txn_{w}, 0) as point_txn_{w}" for w in DAY_WINDOWS)},
+        {", ".join(f"coalesce(pt.point_mtxn_{w}, 0) as point_mtxn_{w}" for w in DAY_WINDOWS)},
         pf.first_at
     from _ml_targets as g
     join account_windows as aw on aw.transaction_id = g.transaction_id
@@ -405,6 +458,7 @@ joined as (
     left join counterparty_fraud as cf on cf.transaction_id = g.transaction_id
     left join account_reports as ar on ar.transaction_id = g.transaction_id
     left join place_reports as pr on pr.transaction_id = g.transaction_id
+    left join point_matured_fraud as pm on pm.transaction_id = g.transaction_id
     left join location_traffic as lt
         on lt.location_id = g.location_id and lt.day_no = date_diff('day', date '1970-01-01', g.transaction_date)
     left join point_traffic as pt
@@ -456,7 +510,11 @@ select
     location_fraud_reports_30d,
     location_fraud_reports_30d / greatest(location_txn_30d, 1) as location_risk_30d,
     {", ".join(f"point_fraud_reports_{w}" for w in DAY_WINDOWS)},
-    {", ".join(f"point_fraud_reports_{w} / greatest(point_txn_{w}, 1) as point_risk_{w}" for w in DAY_WINDOWS)}
+    {", ".join(f"point_fraud_reports_{w} / greatest(point_txn_{w}, 1) as point_risk_{w}" for w in DAY_WINDOWS)},
+    {", ".join(f"cp_mtxn_{w} as counterparty_matured_txn_{w}" for w in DAY_WINDOWS)},
+    {", ".join(f"cp_mfraud_{w} / greatest(cp_mtxn_{w}, 1) as counterparty_matured_risk_{w}" for w in DAY_WINDOWS)},
+    {", ".join(f"point_mtxn_{w} as point_matured_txn_{w}" for w in DAY_WINDOWS)},
+    {", ".join(f"point_mfraud_{w} / greatest(point_mtxn_{w}, 1) as point_matured_risk_{w}" for w in DAY_WINDOWS)}
 from joined
 order by transaction_at, transaction_id
 """

@@ -40,6 +40,8 @@ LOOKBACK_S = max(WINDOWS_S.values())
 # Label maturity (days): the "matured" risk windows end this long before t, so every label in them
 # has had time to arrive — the handbook's delay period and the literature's usual week. A design
 # choice, not fitted to any data; a window ending at t is mostly unlabelled when reports take days.
+# Only the fraud share is shifted: traffic is known at once, so the matured traffic is the share's
+# denominator, not a feature (counterparty_txn_* already carry the traffic up to t).
 LABEL_MATURITY_DAYS = 7
 # How far back the counterparty and point traffic must reach: the longest matured window.
 MATURED_LOOKBACK_DAYS = max(DAY_WINDOWS.values()) + LABEL_MATURITY_DAYS
@@ -75,14 +77,12 @@ NUMERIC: tuple[str, ...] = (
     "is_far_from_home",
     *(f"counterparty_txn_{w}" for w in DAY_WINDOWS),
     *(f"counterparty_risk_{w}" for w in DAY_WINDOWS),
-    *(f"counterparty_matured_txn_{w}" for w in DAY_WINDOWS),
     *(f"counterparty_matured_risk_{w}" for w in DAY_WINDOWS),
     "account_fraud_reports_30d",
     "location_fraud_reports_30d",
     "location_risk_30d",
     *(f"point_fraud_reports_{w}" for w in DAY_WINDOWS),
     *(f"point_risk_{w}" for w in DAY_WINDOWS),
-    *(f"point_matured_txn_{w}" for w in DAY_WINDOWS),
     *(f"point_matured_risk_{w}" for w in DAY_WINDOWS),
 )
 # Decision point: fraud is scored at authorisation, before the bank's own outcome exists, so
@@ -511,9 +511,7 @@ select
     location_fraud_reports_30d / greatest(location_txn_30d, 1) as location_risk_30d,
     {", ".join(f"point_fraud_reports_{w}" for w in DAY_WINDOWS)},
     {", ".join(f"point_fraud_reports_{w} / greatest(point_txn_{w}, 1) as point_risk_{w}" for w in DAY_WINDOWS)},
-    {", ".join(f"cp_mtxn_{w} as counterparty_matured_txn_{w}" for w in DAY_WINDOWS)},
     {", ".join(f"cp_mfraud_{w} / greatest(cp_mtxn_{w}, 1) as counterparty_matured_risk_{w}" for w in DAY_WINDOWS)},
-    {", ".join(f"point_mtxn_{w} as point_matured_txn_{w}" for w in DAY_WINDOWS)},
     {", ".join(f"point_mfraud_{w} / greatest(point_mtxn_{w}, 1) as point_matured_risk_{w}" for w in DAY_WINDOWS)}
 from joined
 order by transaction_at, transaction_id

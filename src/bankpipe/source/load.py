@@ -142,13 +142,18 @@ def _copy_json(cur: psycopg.Cursor, path: Path, spec: FileSpec, temp: str) -> No
 
 def _apply_times(cur: psycopg.Cursor, temp: str, key: str, times: SourceTimes) -> None:
     """Give the staged rows the times of `times` (rows it does not name keep now())."""
-    cur.execute("create temp table _load_times (key text primary key, c timestamptz, u timestamptz) on commit drop")
-    with cur.copy("copy _load_times (key, c, u) from stdin") as copy:
+    staged = sql.Identifier(f"{temp}_times")
+    cur.execute(
+        sql.SQL("create temp table {} (key text primary key, c timestamptz, u timestamptz) on commit drop").format(
+            staged
+        )
+    )
+    with cur.copy(sql.SQL("copy {} (key, c, u) from stdin").format(staged)) as copy:
         for row in zip(times.keys, times.created_at, times.updated_at, strict=True):
             copy.write_row(row)
     cur.execute(
-        sql.SQL("update {t} set created_at = s.c, updated_at = s.u from _load_times s where {t}.{k} = s.key").format(
-            t=sql.Identifier(temp), k=sql.Identifier(key)
+        sql.SQL("update {t} set created_at = s.c, updated_at = s.u from {s} s where {t}.{k} = s.key").format(
+            t=sql.Identifier(temp), s=staged, k=sql.Identifier(key)
         )
     )
 

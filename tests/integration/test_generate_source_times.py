@@ -122,3 +122,16 @@ def test_features_know_the_customer_before_the_period_and_the_account_only_after
     )
     known = (m.known_from <= m.transaction_at) & (m.known_until.isna() | (m.transaction_at < m.known_until))
     assert m[known].transaction_id.nunique() >= 0.95 * len(f)
+
+    # The dataset goes on after the period (`--follow`, in real time): there the accounts' closing
+    # state is in force, so the same features find the account, its customer's segment and the balance.
+    _generate(tmp_path / "data", "--stream-out", str(landing), "--follow", "--max-files", "2", "--interval", "0")
+    assert stream.run(settings).loaded
+    with connect(settings) as wh:
+        later = features.compute(wh, "true", new_only=True)
+    assert len(later) > 20 and (later.transaction_at >= end_wib).all()
+    # Orphan accounts (a planted defect) have no master data at all.
+    known = later[later.account_id.isin(set(owners.account_id))]
+    assert len(known) >= 0.9 * len(later)
+    assert (known.segment != "Unknown").all() and (known.is_master_unknown == 0).all()
+    assert (known.account_type != "Unknown").all() and known.log_balance_idr.notna().all()

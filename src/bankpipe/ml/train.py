@@ -472,12 +472,18 @@ def _fit_best(
     return best[0], best[1], found
 
 
+_EMPTY_WARNED: set[tuple[str, ...]] = set()
+
+
 def _observed(numeric: list[str], train: pd.DataFrame) -> list[str]:
     """The numeric inputs with at least one value in the training window (the others cannot be learnt)."""
     empty = [c for c in numeric if not train[c].notna().any()]
     if empty:
         # E.g. balances and home cities when no master data was known yet at the transactions' time.
-        log.warning("no values in the training window, left out of the models: %s", ", ".join(empty))
+        # Every fold and target would say the same: a warning the first time, the rest in the log.
+        level = logging.INFO if tuple(empty) in _EMPTY_WARNED else logging.WARNING
+        _EMPTY_WARNED.add(tuple(empty))
+        log.log(level, "no values in the training window, left out of the models: %s", ", ".join(empty))
     return [c for c in numeric if c not in empty]
 
 

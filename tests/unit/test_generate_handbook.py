@@ -174,6 +174,10 @@ def test_batch_files_load_into_the_source_and_through_bankpipes_batch_ingest(run
     with warehouse(settings, read_only=True) as wh:
         assert wh.fetchone("select count(distinct id) from bronze.raw_accounts")[0] == cfg.customers + cfg.terminals
         assert wh.fetchone("select count(*) from bronze.raw_fraud_cases")[0] == summary.fraud_cases
+    # The source rows carry the simulation's timeline (customers exist before the period), not the load time.
+    with connect(settings) as conn:
+        latest = conn.execute("select max(created_at) from customer").fetchone()[0]
+    assert latest.date() < cfg.start_date
 
 
 def test_cli_profile_handbook_and_options_that_do_not_apply(tmp_path, monkeypatch):

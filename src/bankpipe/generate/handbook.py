@@ -44,7 +44,7 @@ import pyarrow as pa
 
 from bankpipe.errors import BankpipeError
 from bankpipe.generate import reference as ref
-from bankpipe.generate.batch import write_batch, write_fraud_cases
+from bankpipe.generate.batch import write_batch, write_fraud_cases, write_source_times
 from bankpipe.generate.config import EXTENSIONS, DefectConfig
 from bankpipe.generate.core import BATCH_FILES, GenerateSummary
 from bankpipe.generate.fraud import Labels
@@ -403,6 +403,8 @@ def generate(cfg: HandbookConfig, progress: Callable[[str, int, int], None] | No
 
     report("batch files", 0, 1)
     batch_rows = write_batch(master, cfg.batch_dir)
+    # The source rows' own timeline (created before the period), applied when --to-postgres loads them.
+    write_source_times(master, cfg.start_date, cfg.days, cfg.batch_dir)
     n_cases = write_fraud_cases(labels, master, cfg.start_date, end_ts, cfg.batch_dir)
     report("batch files", 1, 1)
 

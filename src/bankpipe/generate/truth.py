@@ -37,6 +37,9 @@ README = """# Ground truth (never read by the pipeline)
 - summary.json — settings, counts, id widths, compromised points, look-alike counts, card_testing_from
   (the first day of the scenario that starts part-way through the period).
 - mutations/ — what each `bankpipe generate --mutate` changed in the source database.
+- source_times.parquet — created_at/updated_at of every master row as the bank's systems would hold them,
+  tied to the batch files by sha256; the one file read back, by the source loader (`--to-postgres`,
+  `bankpipe source load-files`), never by the pipeline's stages.
 """
 
 

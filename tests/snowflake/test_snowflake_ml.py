@@ -214,7 +214,7 @@ def test_features_are_computed_in_snowflake_and_equal_duckdbs(with_extras: Built
 
 def test_training_data_is_the_same_on_snowflake(with_extras: Built) -> None:
     # Training pulls the window's feature rows and the labels to the client (scikit-learn fits in memory).
-    cfg = train.TrainConfig(test_days=2, warmup_days=0, gap_days=0, maturity_days=0)
+    cfg = train.TrainConfig(test_days=2, validation_days=1, warmup_days=0, gap_days=0, maturity_days=0)
     duck, duck_split = train.load_data(with_extras.duckdb, "fraud", cfg)
     snow, snow_split = train.load_data(with_extras.snowflake, "fraud", cfg)
     assert snow_split == duck_split
@@ -267,14 +267,20 @@ def champions(with_extras: Built, monkeypatch: pytest.MonkeyPatch) -> Models:
     return models
 
 
-def outputs(settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:
+def outputs(settings: Settings, current: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Scores and alerts: every row written, or (`current`) the current-score views."""
+    scores_from, alerts_from = (
+        ("gold.ml_current_scores", "gold.current_fraud_alerts")
+        if current
+        else ("gold.ml_transaction_scores", "gold.fraud_alerts")
+    )
     with connect(settings) as wh:
         scores = wh.fetch_arrow(
-            "select transaction_id, model_name, model_version, score, label, scored_by from gold.ml_transaction_scores"
+            f"select transaction_id, model_name, model_version, score, label, scored_by from {scores_from}"
         ).to_pandas()
         alerts = wh.fetch_arrow(
             "select transaction_id, account_id, model_name, model_version, score, threshold, transaction_at,"
-            " raised_by from gold.fraud_alerts"
+            f" raised_by from {alerts_from}"
         ).to_pandas()
     return scores, alerts
 
@@ -295,14 +301,21 @@ def test_batch_scores_and_alerts_are_the_same_on_snowflake(with_extras: Built, c
     assert_same(duck_scores, snow_scores, "gold.ml_transaction_scores")
     assert_same(duck_alerts, snow_alerts, "gold.fraud_alerts")
 
-    # --rescore all: deletes and re-inserts inside one transaction (temp tables made before it).
+    # --rescore all: the champion's rows are added under `rescore` in one transaction (append-only:
+    # the served batch rows stay); the current-score views then show the rescoring.
     for settings in (built.duckdb, built.snowflake):
         with connect(settings) as wh:
             assert score.Scorer(settings).rescore(wh, "all").rows == len(duck_scores)
-    (duck_scores, duck_alerts), (snow_scores, snow_alerts) = outputs(built.duckdb), outputs(built.snowflake)
-    assert set(snow_scores["scored_by"]) == {"rescore"} and len(snow_alerts) == duck.alerts
-    assert_same(duck_scores, snow_scores, "gold.ml_transaction_scores after --rescore all")
-    assert_same(duck_alerts, snow_alerts, "gold.fraud_alerts after --rescore all")
+    (duck_all, duck_all_alerts), (snow_all, snow_all_alerts) = outputs(built.duckdb), outputs(built.snowflake)
+    assert snow_all["scored_by"].value_counts().to_dict() == {"batch": len(duck_scores), "rescore": len(duck_scores)}
+    assert_same(duck_all, snow_all, "gold.ml_transaction_scores after --rescore all")
+    assert_same(duck_all_alerts, snow_all_alerts, "gold.fraud_alerts after --rescore all")
+    (duck_cur, duck_cur_alerts) = outputs(built.duckdb, current=True)
+    (snow_cur, snow_cur_alerts) = outputs(built.snowflake, current=True)
+    assert set(snow_cur["scored_by"]) == {"rescore"} and len(snow_cur) == len(duck_scores)
+    assert set(snow_cur_alerts["raised_by"]) == {"rescore"} and len(snow_cur_alerts) == duck.alerts
+    assert_same(duck_cur, snow_cur, "gold.ml_current_scores after --rescore all")
+    assert_same(duck_cur_alerts, snow_cur_alerts, "gold.current_fraud_alerts after --rescore all")
 
 
 def test_monitoring_metrics_are_the_same_on_snowflake(with_extras: Built, champions: Models) -> None:

@@ -733,10 +733,12 @@ def fraud_labels_sql() -> str:
     The one label definition (dbt's `int_fraud_case_versions`, as the features' fraud counts): a
     transaction is known fraud at a time `c` when one of its rows has `known_from < c <= known_until`
     (null = still in force) — see `fraud_known_at`. `reported_at` is `known_from`, for callers that
-    still take the earliest one.
+    still take the earliest one. `in_force_now` is `known_until is null` worked out in the warehouse:
+    the Snowflake emulator's Arrow transfer turns an all-null timestamp column into 1970-01-01.
     """
     return (
-        "select transaction_id, known_from as reported_at, known_from, known_until"
+        "select transaction_id, known_from as reported_at, known_from, known_until,"
+        " known_until is null as in_force_now"
         " from silver.int_fraud_case_versions where is_confirmed_fraud"
     )
 
@@ -745,9 +747,10 @@ def fraud_known_at(labels: pd.DataFrame, when: datetime | None = None) -> set[st
     """The transactions known to be fraud just before `when` (None: now) from `fraud_labels_sql()` rows."""
     import pandas as pd
 
+    still = labels["in_force_now"].astype(bool) if "in_force_now" in labels else labels["known_until"].isna()
     if when is None:
-        in_force = labels["known_until"].isna()
+        in_force = still
     else:
         at = pd.Timestamp(when)
-        in_force = (labels["known_from"] < at) & (labels["known_until"].isna() | (at <= labels["known_until"]))
+        in_force = (labels["known_from"] < at) & (still | (at <= labels["known_until"]))
     return set(labels.loc[in_force, "transaction_id"])

@@ -8,7 +8,7 @@ its confirmed version was in force, and a transaction before an account's first 
 gets missing master data with `is_master_unknown`.
 
 Timeline (UTC; the bank's time, WIB, is UTC+7; transaction times are WIB):
-  L0 2025-12-26 01:00  first load: seed masters and transactions, one fraud case (the backfill)
+  L0 2025-12-26 01:00  first load: the sample's masters and transactions, one fraud case (the backfill)
   L1 2025-12-27 05:00  file 1: ACC-00004 at 10:00 / 10:30 WIB, ACC-NEW at 10:45 WIB
   L2 2025-12-28 01:00  late: a case on an ACC-00004 transaction reported 12-27 03:00 WIB, ACC-00004's
                        balance changed 12-27 03:00 WIB, ACC-NEW's first version (updated 12-20)
@@ -43,6 +43,7 @@ L4 = datetime(2025, 12, 29, 1, 0, tzinfo=UTC)
 L5 = datetime(2025, 12, 29, 5, 0, tzinfo=UTC)
 ACC = "ACC-00004"
 NEW = "ACC-NEW"
+OWN = "ACC-OWN"
 
 
 def _txn(tid: str, account: str, date: str, time: str, amount: str, counterparty: str = "ACC-00001") -> dict:
@@ -71,13 +72,19 @@ def _case(wh: Warehouse, tid: str, confirmed: bool, reported_at: str, loaded_at:
 
 
 def _account(
-    wh: Warehouse, account: str, customer: str, balance: str, updated_at: datetime, loaded_at: datetime
+    wh: Warehouse,
+    account: str,
+    customer: str,
+    balance: str,
+    updated_at: datetime,
+    loaded_at: datetime,
+    created_at: datetime | None = None,
 ) -> None:
     wh.execute(
         """insert into bronze.raw_accounts (_batch_id, _loaded_at, _source, _is_deleted, _created_at, _updated_at,
                id, customer_id, tipe_akun, saldo)
            values ('batch-late', ?, 'account', false, ?, ?, ?, ?, 'Savings', ?)""",
-        [loaded_at, updated_at, updated_at, account, customer, balance],
+        [loaded_at, created_at or updated_at, updated_at, account, customer, balance],
     )
 
 
@@ -98,7 +105,7 @@ def _batch(settings: Settings, ids: list[str]) -> pd.DataFrame:
 @dataclass
 class Run:
     settings: Settings
-    late_case: str  # an ACC-00004 seed transaction, reported before file 1 but loaded after it
+    late_case: str  # an ACC-00004 sample transaction, reported before file 1 but loaded after it
     rt: dict[str, pd.DataFrame]  # real-time features per file
     rebuilt_1: pd.DataFrame  # file 1 after L2's late data and a rebuild
     rebuilt_2: pd.DataFrame  # file 2 after the reversal and a rebuild
@@ -110,17 +117,28 @@ def _build(settings: Settings) -> None:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory, seed_dir: Path) -> Iterator[Run]:
+def run(tmp_path_factory: pytest.TempPathFactory, sample_dir: Path) -> Iterator[Run]:
     settings = Settings(state_dir=tmp_path_factory.mktemp("pit") / "state", warehouse_path=None)
     with connect(settings) as wh:
-        bronze.load_seed_masters(wh, seed_dir)
-        bronze.load_seed_transactions(wh, sorted((seed_dir / "stream_source").glob("*.json")))
+        bronze.load_seed_masters(wh, sample_dir)
+        bronze.load_seed_transactions(wh, sorted((sample_dir / "stream_source").glob("*.json")))
         ids = [
             r[0] for r in wh.fetchall("select id from bronze.raw_transactions where account_id = ? order by id", [ACC])
         ]
         assert len(ids) >= 2
         # The backfill: the case system's history, adopted from its reported_at.
         _case(wh, ids[0], True, "2025-12-25 03:00:00+00", bronze.LOADED_AT, "fraud-backfill")
+        # Also in the first load: an account opened 12-01 whose only version (its current balance) is
+        # stamped after file 1's transactions, as a current-state source table gives it.
+        _account(
+            wh,
+            OWN,
+            "CUST-0002",
+            "5000000.00",
+            datetime(2025, 12, 31, tzinfo=UTC),
+            bronze.LOADED_AT,
+            created_at=datetime(2025, 12, 1, tzinfo=UTC),
+        )
     _build(settings)
 
     rt = {}
@@ -131,6 +149,7 @@ def run(tmp_path_factory: pytest.TempPathFactory, seed_dir: Path) -> Iterator[Ru
             _txn("RT-101", ACC, "2025-12-27", "10:00:00", "250000.00"),
             _txn("RT-102", ACC, "2025-12-27", "10:30:00", "900000.00", counterparty=NEW),
             _txn("RT-103", NEW, "2025-12-27", "10:45:00", "50000.00", counterparty=ACC),
+            _txn("RT-104", OWN, "2025-12-27", "11:00:00", "75000.00"),
         ],
         L1,
     )
@@ -205,6 +224,17 @@ def test_before_the_first_master_version_is_missing_and_flagged(run: Run) -> Non
     assert after["account_type"] == "Savings" and after["log_balance_idr"] == pytest.approx(math.log1p(7_000_000))
     # ACC-NEW as a counterparty: not a known internal account before its first version.
     assert run.rt["1"].loc["RT-102", "is_counterparty_internal"] == 0
+
+
+def test_an_accounts_holder_is_known_from_its_opening_but_not_its_attributes(run: Run) -> None:
+    """Before the account's first version: its holder (immutable) links the customer, type and balance stay unknown."""
+    f = run.rt["1"].loc["RT-104"]
+    with connect(run.settings, read_only=True) as wh:
+        (segment,) = wh.fetchone("select segment from silver.stg_customers where customer_id = 'CUST-0002'")
+    assert f["segment"] == segment and f["is_master_unknown"] == 0
+    assert f["account_type"] == "Unknown" and pd.isna(f["log_balance_idr"])
+    # ACC-NEW, opened 12-20 but first loaded at L2 (not the backfill): its holder was not knowable at RT-103.
+    assert run.rebuilt_1.loc["RT-103", "segment"] == "Unknown"
 
 
 def test_a_real_time_read_sees_cases_without_a_transform(run: Run) -> None:

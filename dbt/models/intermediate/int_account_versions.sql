@@ -31,10 +31,17 @@ select
     next_change_at is null as is_current,
 
     ---------- timestamps
+    -- The source's opening time, and when bankpipe could know it (the same rule as known_from): the
+    -- account and its holder exist from then (the ML features' ownership link before the first
+    -- known version).
+    {{ bankpipe.to_bank_time('created_at') }} as opened_at,
+    {{ bankpipe.known_from(bankpipe.to_bank_time('created_at'), 'loaded_at', 'first_load.first_loaded_at') }}
+        as opened_known_from,
     updated_at as valid_from,
     next_change_at as valid_to,
     known_from,
     known_until
 from ranged
+cross join (select min(loaded_at) as first_loaded_at from {{ ref('base_accounts') }}) as first_load
 -- a tombstone ends the version before it (its valid_to / known_until) and is not a version itself
 where not is_deleted

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Bump when a feature changes meaning; stored with every model version, checked before scoring.
-FEATURE_VERSION = "5"
+FEATURE_VERSION = "6"
 
 WINDOWS_S: dict[str, int] = {"1h": 3_600, "1d": 86_400, "7d": 7 * 86_400, "30d": 30 * 86_400}
 # The handbook's customer-spending and terminal-risk windows (days).
@@ -192,8 +192,10 @@ def master_sql() -> str:
     The versions come from dbt (`silver.int_account_versions`, `int_customer_versions`: views over
     bronze, so a change is seen as soon as it is loaded): the version in force at `t` is the one
     with `known_from <= t < known_until` — when bankpipe could use it, not only when the source
-    says it changed. A transaction before an account's first known version finds none: its master
-    features are missing (`is_master_unknown`), never back-filled from a later version.
+    says it changed. A transaction before an account's first known version finds none: the account's
+    attributes are missing, never back-filled from a later version; only its holder (an immutable
+    fact) links it to the customer's version in force from the account's opening on (known by the
+    same rule as a version: `opened_known_from`).
     """
     return """
 create or replace temp table _ml_master as
@@ -207,13 +209,28 @@ account_refs as (
     where counterparty_account_id is not null
 ),
 
+-- Who holds an account, and since when, are facts the source states once (customer_id, created_at)
+-- and never changes: between the opening and the first known version they link the transaction to
+-- its customer. The account's own attributes (type, balance) are known only from a version.
+account_owner as (
+    select account_id, customer_id, opened_known_from, known_from as first_known_from
+    from silver.int_account_versions
+    where account_id in (select account_id from account_refs)
+    qualify row_number() over (partition by account_id order by known_from, valid_from) = 1
+),
+
 accounts_at as (
-    select r.transaction_id, r.transaction_at, r.is_own, a.account_id, a.customer_id, a.account_type,
+    select r.transaction_id, r.transaction_at, r.is_own, r.account_id,
+           coalesce(a.customer_id, o.customer_id) as customer_id, a.account_type,
            cast(a.balance_idr as double) as balance_idr
     from account_refs as r
-    join silver.int_account_versions as a
+    left join silver.int_account_versions as a
         on a.account_id = r.account_id
        and a.known_from <= r.transaction_at and (a.known_until is null or r.transaction_at < a.known_until)
+    left join account_owner as o
+        on o.account_id = r.account_id and o.opened_known_from <= r.transaction_at
+       and r.transaction_at < o.first_known_from
+    where a.account_id is not null or o.account_id is not null
 )
 
 select a.transaction_id, a.is_own, a.account_id, a.account_type, a.balance_idr, c.segment, c.bank_id,

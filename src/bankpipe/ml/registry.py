@@ -40,6 +40,9 @@ SKOPS_TRUSTED = [
     # The fraud model is LR with a calibration map fitted on the validation window on top.
     "sklearn.calibration._CalibratedClassifier",
     "sklearn.calibration._SigmoidCalibration",
+    # make_lr's spline basis on the amount inputs keeps scipy B-splines (and scipy's array namespace).
+    "scipy.interpolate._bsplines.BSpline",
+    "scipy._lib.array_api_compat.numpy._aliases.asarray",
 ]
 
 
